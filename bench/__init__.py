@@ -1,0 +1,1 @@
+"""parley benchmark: load generator, echo baseline and report (see bench/README.md)."""

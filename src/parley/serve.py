@@ -1,0 +1,64 @@
+"""`parley serve`: start a node, print where it listens, stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+
+import uvloop
+from aiohttp import web
+
+from parley import logs
+from parley.config import Settings
+from parley.node import Node
+from parley.transport.app import create_app
+
+log = logging.getLogger("parley")
+
+DEMO_EMAIL = "demo@parley.local"
+
+
+async def ensure_demo(node: Node) -> str:
+    """Licence 1 with group 0 and one agent; answers the agent's password (kept in the database)."""
+    if await node.store.get_license(1) is None:
+        await node.store.create_license("Demo")
+    password = await node.store.meta("demo_agent_password", lambda: secrets.token_urlsafe(12))
+    if await node.store.get_agent_by_email(1, DEMO_EMAIL) is None:
+        await node.accounts.create_agent(1, DEMO_EMAIL, "Demo Agent", password, [], None)
+    return password
+
+
+async def serve(settings: Settings) -> None:
+    node = Node(settings)
+    await node.start()
+    app = create_app(node)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    shown = f"[{host}]" if ":" in host else host
+    if settings.demo:
+        password = await ensure_demo(node)
+        print(f"demo widget page: http://{shown}:{port}/?license_id=1")
+        print(f"agent console: http://{shown}:{port}/agent/?license_id=1")
+        print(f"agent login: {DEMO_EMAIL} {password}")
+    print(f"listening on http://{shown}:{port}", flush=True)
+    log.info("listening", extra={"host": host, "port": port})
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+    await node.stop()
+
+
+def run(settings: Settings) -> int:
+    logs.setup(settings.log_level)
+    uvloop.run(serve(settings))
+    return 0
