@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from parley.bus.base import Bus
@@ -13,14 +13,25 @@ from parley.config import Settings
 from parley.protocol import methods as m
 from parley.protocol.errors import ApiError, ErrorType
 from parley.service.accounts import Accounts
+from parley.service.agents import AgentService
 from parley.service.chats import ChatService
 from parley.service.context import Ctx
 from parley.service.customers import CustomerService
-from parley.service.dispatch import Method, customer_methods
+from parley.service.dispatch import Method, agent_methods, customer_methods
 from parley.service.tokens import Tokens
 from parley.store.base import Store
 from parley.store.factory import open_store
 from parley.store.records import License
+
+
+@dataclass(slots=True)
+class Identity:
+    user_id: str
+    groups: list[int] = field(default_factory=list)
+
+
+async def _nothing(ctx: Ctx) -> None:
+    return None
 
 
 @dataclass(slots=True)
@@ -29,11 +40,14 @@ class Side:
 
     name: str
     login_kind: type
-    authenticate: Callable[[License, str], Awaitable[str]]
-    """Token -> user id, or ApiError (authentication, customer_banned)."""
+    authenticate: Callable[[License, str], Awaitable[Identity]]
+    """Token -> who, or ApiError (authentication, customer_banned)."""
     login: Callable[[Ctx, Any], Awaitable[dict[str, Any]]]
     methods: dict[str, Method]
     disconnected_push: str
+    on_login: Callable[[Ctx], Awaitable[None]] = _nothing
+    on_gone: Callable[[License, str], Awaitable[None]] | None = None
+    """The user's last connection closed."""
 
 
 class Node:
@@ -42,9 +56,10 @@ class Node:
         self.store = store or open_store(settings.data_dir, settings.database_url)
         self.bus = bus or LocalBus()
         self.chats = ChatService(self.store, self.bus)
+        self.accounts = Accounts(self.store)
         self.tokens: Tokens | None = None
         self.customers: CustomerService | None = None
-        self.accounts = Accounts(self.store)
+        self.agents: AgentService | None = None
         self.sides: dict[str, Side] = {}
         self._licenses: dict[int, License] = {}
 
@@ -52,12 +67,16 @@ class Node:
         await self.store.open()
         key = await self.store.meta("jwt_signing_key", lambda: secrets.token_hex(32))
         self.tokens = Tokens(key)
-        self.customers = CustomerService(self.chats, self.tokens)
         self.accounts = Accounts(self.store, self.tokens)
-        customers = self.customers
+        customers = self.customers = CustomerService(self.chats, self.tokens)
+        agents = self.agents = AgentService(self.chats, self.tokens)
 
-        async def customer_auth(license: License, token: str) -> str:
-            return (await customers.authenticate(license, token)).id
+        async def customer_auth(license: License, token: str) -> Identity:
+            return Identity((await customers.authenticate(license, token)).id)
+
+        async def agent_auth(license: License, token: str) -> Identity:
+            agent = await agents.authenticate(license, token)
+            return Identity(agent.id, agent.groups)
 
         self.sides["customer"] = Side(
             "customer",
@@ -67,6 +86,17 @@ class Node:
             customer_methods(self.chats, customers),
             "customer_disconnected",
         )
+        self.sides["agent"] = Side(
+            "agent",
+            m.AgentLogin,
+            agent_auth,
+            agents.login,
+            agent_methods(self.chats, agents),
+            "agent_disconnected",
+            on_login=agents.connected,
+            on_gone=agents.disconnected,
+        )
+        self.sides["customer"].on_gone = self.chats.user_gone
 
     async def stop(self) -> None:
         await self.store.close()

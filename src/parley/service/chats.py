@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,24 +25,30 @@ from parley.protocol.objects import Event, FileIn, SystemMessageIn
 from parley.service import views
 from parley.service.context import Ctx
 from parley.service.ratelimit import KeyedBuckets
+from parley.service.routing import Router
 from parley.store.base import ChatCheck, Store
-from parley.store.records import Chat, NewEvent, StoredEvent, Thread
+from parley.store.records import Chat, License, MembersChange, NewEvent, StoredEvent, Thread
 
 
 class ChatService:
     def __init__(self, store: Store, bus: Bus) -> None:
         self.store = store
         self.bus = bus
+        self.router = Router(self)
         self.on_events_stored: Callable[[int], object] = lambda n: None
         self._sneak_peeks = KeyedBuckets(limits.SNEAK_PEEKS_PER_SECOND, limits.SNEAK_PEEKS_PER_SECOND)
 
     # -- access ------------------------------------------------------------------------
 
     def access_check(self, ctx: Ctx) -> ChatCheck:
-        """A customer may use only its own chats; anything else looks like it does not exist."""
+        """A customer may use only its own chats, an agent only chats in its groups' scopes;
+        anything else looks like it does not exist."""
 
         def check(chat: Chat) -> None:
-            if ctx.side == "customer" and chat.customer_id != ctx.user_id:
+            if ctx.side == "customer":
+                if chat.customer_id != ctx.user_id:
+                    raise not_found("chat")
+            elif not set(chat.scopes) & set(ctx.groups):
                 raise not_found("chat")
 
         return check
@@ -56,8 +63,20 @@ class ChatService:
     # -- recipients and pushes ---------------------------------------------------------
 
     def announce(self, ctx: Ctx, user_ids: list[str], action: str, payload: dict[str, Any], *, news: bool) -> None:
-        """news=False: the push only repeats the requester's answer, so its connection is skipped."""
-        self.bus.publish(user_ids, push(action, payload), exclude=None if news else ctx.conn_id, t0=ctx.t0)
+        """Push to every connection of user_ids but the requester's. news=True: the push tells the
+        requester more than its answer does, so its connection gets it too, after the answer."""
+        frame = push(action, payload)
+        self.bus.publish(user_ids, frame, exclude=ctx.conn_id, t0=ctx.t0)
+        if news and ctx.conn_id is not None and ctx.user_id in user_ids:
+            ctx.after.append(frame)
+
+    def kick_customer(self, customer_id: str, reason: str) -> None:
+        """Close every connection of the customer, telling it why (SPEC §6 customer_disconnected)."""
+        self.bus.disconnect_user(customer_id, push("customer_disconnected", {"reason": reason}), _POLICY_VIOLATION)
+
+    async def user_gone(self, license: License, user_id: str) -> None:
+        """The user's last connection closed: it was last seen now."""
+        await self.store.set_last_seen(license.id, user_id, None, int(time.time()))
 
     @staticmethod
     def everyone(chat: Chat) -> list[str]:
@@ -211,17 +230,26 @@ class ChatService:
         self.on_events_stored(len(started.events))
         view = await self.chat_with_thread(ctx, started.chat, started.thread, started.events)
         self.announce(ctx, [started.chat.customer_id], "incoming_chat_thread", {"chat": view}, news=False)
-        await self.after_thread_opened(ctx, started.chat, started.thread)
-        return {"chat": view}
+        await self.router.route(ctx)
+        return {"chat": await self.current_view(ctx, started.chat.id)}
 
-    async def after_thread_opened(self, ctx: Ctx, chat: Chat, thread: Thread) -> None:
-        """Hook for routing (the agent side): a new thread wants an agent."""
+    async def current_view(self, ctx: Ctx, chat_id: str) -> dict[str, Any]:
+        """The chat with its active (else newest) thread, as it is now."""
+        chat = await self.chat_for(ctx, chat_id)
+        thread_id = chat.active_thread_id
+        if thread_id is None:
+            newest, _ = await self.store.list_threads(ctx.license_id, chat.id, 0, 1, newest_first=True)
+            thread_id = newest[0].id
+        [thread] = await self.store.get_threads(ctx.license_id, chat.id, [thread_id])
+        events = (await self.store.thread_events(ctx.license_id, [thread.id]))[thread.id]
+        return await self.chat_with_thread(ctx, chat, thread, events)
 
     async def send_event(self, ctx: Ctx, req: m.SendEvent) -> dict[str, Any]:
         new = await self.new_event(ctx, req.event, "event")
-        done = await self.store.append_event(
-            ctx.license_id, req.chat_id, new, self.access_check(ctx), limits.ACTIVE_CHATS_PER_CUSTOMER
-        )
+        check = self.access_check(ctx)
+        if ctx.side == "agent":
+            check = _and_active(check)
+        done = await self.store.append_event(ctx.license_id, req.chat_id, new, check, limits.ACTIVE_CHATS_PER_CUSTOMER)
         answer = {"thread_id": done.thread.id, "event": views.event(done.event)}
         if done.duplicate:
             return answer
@@ -229,7 +257,7 @@ class ChatService:
         if done.opened_thread:
             view = await self.chat_with_thread(ctx, done.chat, done.thread, [done.event])
             self.announce(ctx, [done.chat.customer_id], "incoming_chat_thread", {"chat": view}, news=False)
-            await self.after_thread_opened(ctx, done.chat, done.thread)
+            await self.router.route(ctx)
         else:
             to = done.chat.agent_ids if new.recipients == "agents" else self.everyone(done.chat)
             self.announce(ctx, to, "incoming_event", {"chat_id": done.chat.id, **answer}, news=False)
@@ -255,11 +283,9 @@ class ChatService:
         chat = await self.chat_for(ctx, req.chat_id)
         payload = {"chat_id": chat.id, "thread_id": thread.id, "user_id": ctx.user_id}
         self.announce(ctx, self.everyone(chat), "thread_closed", payload, news=False)
-        await self.after_thread_closed(ctx, chat, thread)
+        self.router.forget(thread.id)
+        await self.router.route(ctx)
         return {}
-
-    async def after_thread_closed(self, ctx: Ctx, chat: Chat, thread: Thread) -> None:
-        """Hook for routing: a slot may have freed."""
 
     async def update_chat_scopes(self, ctx: Ctx, req: m.UpdateChatScopes) -> dict[str, Any]:
         add = req.add_scopes.groups if req.add_scopes else []
@@ -272,11 +298,47 @@ class ChatService:
                 "scopes_removed": {"groups": change.removed},
             }
             self.announce(ctx, self.everyone(change.chat), "chat_scopes_updated", payload, news=False)
-            await self.after_scopes_changed(ctx, change.chat)
+            await self.reroute_out_of_scope(ctx, change.chat)
         return {}
 
-    async def after_scopes_changed(self, ctx: Ctx, chat: Chat) -> None:
-        """Hook for routing: the assigned agent may be out of scope now."""
+    async def reroute_out_of_scope(self, ctx: Ctx, chat: Chat) -> None:
+        """Agents whose groups no longer meet the chat's scopes leave it; the thread goes back to routing."""
+        if chat.active_thread_id is None or not chat.agent_ids:
+            return
+        agents = await self.store.get_agents(ctx.license_id, chat.agent_ids)
+        keep = [a.id for a in agents if set(a.groups) & set(chat.scopes)]
+        if len(keep) == len(chat.agent_ids):
+            return
+        change = await self.store.change_members(
+            ctx.license_id, chat.id, keep, lambda c: None, system=("routing.unassigned", "the chat was re-routed")
+        )
+        await self.members_changed(ctx, change)
+        await self.router.route(ctx)
+
+    async def members_changed(self, ctx: Ctx, change: MembersChange) -> None:
+        """Tell everyone about agents who joined or left a chat (routing, join, leave, transfer)."""
+        chat, thread = change.chat, change.thread
+        thread_id = thread.id if thread else None
+        stayed = [chat.customer_id, *(a for a in chat.agent_ids if a not in change.added)]
+        for agent_id in change.removed:
+            payload = {"chat_id": chat.id, "thread_id": thread_id, "user_id": agent_id, "user_type": "agent"}
+            self.announce(ctx, [*stayed, agent_id], "chat_user_removed", payload, news=True)
+        if change.added:
+            added = await self.store.get_agents(ctx.license_id, change.added)
+            show_email = bool(ctx.license.settings.get("public_agent_email"))
+            for agent in added:
+                user = views.agent(agent, self.bus.is_present(agent.id), show_email=show_email)
+                payload = {"chat_id": chat.id, "thread_id": thread_id, "user": user, "user_type": "agent"}
+                self.announce(ctx, stayed, "chat_user_added", payload, news=True)
+            if thread is not None:
+                events = (await self.store.thread_events(ctx.license_id, [thread.id]))[thread.id]
+                agent_ctx = replace(ctx, side="agent")
+                view = await self.chat_with_thread(agent_ctx, chat, thread, events)
+                self.announce(ctx, change.added, "incoming_chat_thread", {"chat": view}, news=True)
+        if change.event is not None:
+            self.on_events_stored(1)
+            payload = {"chat_id": chat.id, "thread_id": thread_id, "event": views.event(change.event)}
+            self.announce(ctx, stayed, "incoming_event", payload, news=True)
 
     async def update_chat_properties(self, ctx: Ctx, req: m.UpdateChatProperties) -> dict[str, Any]:
         chat, changed = await self.store.update_chat_properties(
@@ -313,6 +375,20 @@ class ChatService:
             others = [u for u in self.everyone(chat) if u != ctx.user_id]
             self.announce(ctx, others, "last_seen_timestamp_updated", scoped, news=False)
         return {"timestamp": stored}
+
+
+_POLICY_VIOLATION = 1008
+
+
+def _and_active(check: ChatCheck) -> ChatCheck:
+    """Agents write only into an active thread; reopening a chat is the customer's move."""
+
+    def both(chat: Chat) -> None:
+        check(chat)
+        if chat.active_thread_id is None:
+            raise ApiError(ErrorType.CHAT_INACTIVE, "the chat has no active thread")
+
+    return both
 
 
 def _drop_nulls(props: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,10 @@ class Ctx:
     user_id: str
     conn_id: int | None = None
     t0: float = field(default_factory=time.perf_counter)
+    groups: list[int] = field(default_factory=list)
+    """The agent's groups (empty for a customer)."""
+    after: list[bytes] = field(default_factory=list)
+    """Pushes for the requesting connection itself, written after its response."""
 
     @property
     def license_id(self) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 from parley.protocol import methods as m
 from parley.protocol.errors import validation
+from parley.service.agents import AgentService
 from parley.service.chats import ChatService
 from parley.service.context import Ctx
 from parley.service.customers import CustomerService
@@ -45,6 +46,28 @@ def customer_methods(chats: ChatService, customers: CustomerService) -> dict[str
         "update_last_seen_timestamp": Method(m.UpdateLastSeenTimestamp, chats.update_last_seen_timestamp),
         # Web API only, multipart; the transport parses the body and calls the service itself.
         "upload_file": Method(m.Empty, _ping, rtm=False),
+    }
+
+
+def agent_methods(chats: ChatService, agents: AgentService) -> dict[str, Method]:
+    return {
+        "login": Method(m.AgentLogin, agents.login, web=False),
+        "ping": Method(m.Empty, _ping, web=False),
+        "get_chats_summary": Method(m.AgentGetChatsSummary, agents.get_chats_summary),
+        "get_archives": Method(m.GetArchives, agents.get_archives),
+        "get_chat_threads": Method(m.GetChatThreads, chats.get_chat_threads),
+        "get_chat_threads_summary": Method(m.GetChatThreadsSummary, chats.get_chat_threads_summary),
+        "add_user_to_chat": Method(m.ChatUser, agents.add_user_to_chat),
+        "remove_user_from_chat": Method(m.ChatUser, agents.remove_user_from_chat),
+        "transfer_chat": Method(m.TransferChat, agents.transfer_chat),
+        "send_event": Method(m.SendEvent, chats.send_event),
+        "send_typing_indicator": Method(m.SendTypingIndicator, agents.send_typing_indicator),
+        "close_thread": Method(m.CloseThread, chats.close_thread),
+        "update_chat_properties": Method(m.UpdateChatProperties, chats.update_chat_properties),
+        "update_chat_thread_properties": Method(m.UpdateChatThreadProperties, chats.update_chat_thread_properties),
+        "update_last_seen_timestamp": Method(m.UpdateLastSeenTimestamp, chats.update_last_seen_timestamp),
+        "set_routing_status": Method(m.SetRoutingStatus, agents.set_routing_status),
+        "ban_customer": Method(m.BanCustomer, agents.ban_customer),
     }
 
 

@@ -17,6 +17,7 @@ from parley.store.records import (
     Chat,
     Customer,
     License,
+    MembersChange,
     NewEvent,
     ScopesChange,
     Started,
@@ -164,6 +165,50 @@ class Store(ABC):
 
     @abstractmethod
     async def chat_last_seen(self, license_id: int, chat_id: str) -> dict[str, int]: ...
+
+    # agents in chats, routing and archives
+    @abstractmethod
+    async def change_members(
+        self,
+        license_id: int,
+        chat_id: str,
+        agent_ids: list[str],
+        check: ChatCheck,
+        *,
+        scopes: list[int] | None = None,
+        system: tuple[str, str] | None = None,
+        thread_id: str | None = None,
+    ) -> MembersChange:
+        """With thread_id, `chat_inactive` unless that thread is still the active one. Make agent_ids the chat's agents (the first is the active thread's assignee; none
+        puts the thread back in the queue), optionally replace its scopes, and store a
+        system message (type, text) in the active thread."""
+
+    @abstractmethod
+    async def queued_threads(self, license_id: int) -> list[tuple[Chat, Thread]]:
+        """Active threads waiting for an agent, oldest first."""
+
+    @abstractmethod
+    async def agent_loads(self, license_id: int) -> dict[str, int]:
+        """Active chats per agent."""
+
+    @abstractmethod
+    async def list_agent_chats(
+        self, license_id: int, groups: list[int], status: str | None, member_id: str | None, offset: int, limit: int
+    ) -> tuple[list[Chat], int]:
+        """Chats in scope of groups, newest first; status active|queued|closed; member_id = only its chats."""
+
+    @abstractmethod
+    async def search_archives(
+        self,
+        license_id: int,
+        groups: list[int],
+        query: str | None,
+        since_us: int,
+        until_us: int,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[tuple[Chat, Thread]], int]:
+        """Closed threads in scope whose events match query (full text), newest first."""
 
     # files
     @abstractmethod

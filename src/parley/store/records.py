@@ -123,3 +123,12 @@ class StoredFile:
     content_type: str
     size: int
     data: bytes = b""
+
+
+@dataclass(slots=True)
+class MembersChange:
+    chat: Chat
+    thread: Thread | None
+    added: list[str]
+    removed: list[str]
+    event: StoredEvent | None

@@ -29,6 +29,7 @@ from parley.store.records import (
     Chat,
     Customer,
     License,
+    MembersChange,
     NewEvent,
     ScopesChange,
     Started,
@@ -494,15 +495,17 @@ class SqliteStore(Store):
             properties=properties,
         )
         c.execute(
-            "INSERT INTO threads (id, chat_id, license_id, ord, active, user_ids, properties)"
-            " VALUES (?, ?, ?, ?, 1, ?, ?)",
-            (thread.id, chat.id, chat.license_id, thread.order, _j(thread.user_ids), _j(properties)),
+            "INSERT INTO threads (id, chat_id, license_id, ord, active, user_ids, properties, queued_at)"
+            " VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+            (thread.id, chat.id, chat.license_id, thread.order, _j(thread.user_ids), _j(properties), thread.order),
         )
         chat.order = thread.order
         chat.active_thread_id = thread.id
         chat.threads_count += 1
+        chat.agent_ids = []
         c.execute(
-            "UPDATE chats SET ord = ?, active_thread_id = ?, threads_count = ?, last_activity = ? WHERE id = ?",
+            "UPDATE chats SET ord = ?, active_thread_id = ?, threads_count = ?, last_activity = ?, agent_ids = '[]'"
+            " WHERE id = ?",
             (chat.order, thread.id, chat.threads_count, thread.order, chat.id),
         )
         return thread
@@ -538,6 +541,9 @@ class SqliteStore(Store):
             )
         except sqlite3.IntegrityError:
             raise validation(f"`custom_id` {new.custom_id!r} is used twice") from None
+        text = _searchable(event)
+        if text:
+            c.execute("INSERT INTO events_fts VALUES (?, ?, ?, ?)", (text, chat.id, thread.id, chat.license_id))
         c.execute("UPDATE threads SET events_count = ? WHERE id = ?", (thread.events_count, thread.id))
         c.execute("UPDATE chats SET last_activity = ? WHERE id = ?", (event.order, chat.id))
         return event
@@ -612,7 +618,10 @@ class SqliteStore(Store):
             thread = self._load_thread(c, chat.active_thread_id)
             thread.active = False
             thread.closed_at = self._clock.next()
-            c.execute("UPDATE threads SET active = 0, closed_at = ? WHERE id = ?", (thread.closed_at, thread.id))
+            c.execute(
+                "UPDATE threads SET active = 0, closed_at = ?, queued_at = NULL WHERE id = ?",
+                (thread.closed_at, thread.id),
+            )
             c.execute(
                 "UPDATE chats SET active_thread_id = NULL, last_activity = ? WHERE id = ?", (thread.closed_at, chat_id)
             )
@@ -741,6 +750,145 @@ class SqliteStore(Store):
             found[row[2]].append(_event(row))
         return found
 
+    # -- agents in chats, routing, archives ----------------------------------------------
+
+    async def change_members(
+        self,
+        license_id: int,
+        chat_id: str,
+        agent_ids: list[str],
+        check: ChatCheck,
+        *,
+        scopes: list[int] | None = None,
+        system: tuple[str, str] | None = None,
+        thread_id: str | None = None,
+    ) -> MembersChange:
+        def op(c: sqlite3.Connection) -> MembersChange:
+            chat = self._checked_chat(c, license_id, chat_id, check)
+            if thread_id is not None and chat.active_thread_id != thread_id:
+                raise ApiError(ErrorType.CHAT_INACTIVE, "the thread is no longer active")
+            before = chat.agent_ids
+            chat.agent_ids = list(dict.fromkeys(agent_ids))
+            if scopes is not None:
+                chat.scopes = scopes
+            c.execute(
+                "UPDATE chats SET agent_ids = ?, scopes = ? WHERE id = ?",
+                (_j(chat.agent_ids), _j(chat.scopes), chat_id),
+            )
+            thread = None
+            event = None
+            if chat.active_thread_id is not None:
+                thread = self._load_thread(c, chat.active_thread_id)
+                thread.user_ids = list(dict.fromkeys([*thread.user_ids, *chat.agent_ids]))
+                thread.agent_id = chat.agent_ids[0] if chat.agent_ids else None
+                was_queued = thread.queued
+                thread.queued = thread.agent_id is None
+                queued_at = None
+                if thread.queued:
+                    queued_at = c.execute("SELECT queued_at FROM threads WHERE id = ?", (thread.id,)).fetchone()[0]
+                    queued_at = queued_at if was_queued and queued_at else self._clock.next()
+                c.execute(
+                    "UPDATE threads SET user_ids = ?, agent_id = ?, queued_at = ? WHERE id = ?",
+                    (_j(thread.user_ids), thread.agent_id, queued_at, thread.id),
+                )
+                if system is not None:
+                    kind, text = system
+                    new = NewEvent("system_message", None, {"text": text, "system_message_type": kind})
+                    event = self._insert_event(c, chat, thread, new)
+            added = [a for a in chat.agent_ids if a not in before]
+            removed = [a for a in before if a not in chat.agent_ids]
+            return MembersChange(chat, thread, added, removed, event)
+
+        return await self._call(op)
+
+    async def queued_threads(self, license_id: int) -> list[tuple[Chat, Thread]]:
+        def op(c: sqlite3.Connection) -> list[tuple[Chat, Thread]]:
+            rows = c.execute(
+                f"SELECT {_THREAD_COLS} FROM threads WHERE license_id = ? AND active = 1 AND queued_at IS NOT NULL"
+                " ORDER BY queued_at",
+                (license_id,),
+            ).fetchall()
+            found = []
+            for row in rows:
+                thread = _thread(row)
+                chat = self._load_chat(c, license_id, thread.chat_id)
+                if chat is not None:
+                    found.append((chat, thread))
+            return found
+
+        return await self._call(op)
+
+    async def agent_loads(self, license_id: int) -> dict[str, int]:
+        return await self._call(
+            lambda c: dict(
+                c.execute(
+                    "SELECT j.value, count(*) FROM chats, json_each(chats.agent_ids) j"
+                    " WHERE chats.license_id = ? AND chats.active_thread_id IS NOT NULL GROUP BY j.value",
+                    (license_id,),
+                ).fetchall()
+            )
+        )
+
+    async def list_agent_chats(
+        self, license_id: int, groups: list[int], status: str | None, member_id: str | None, offset: int, limit: int
+    ) -> tuple[list[Chat], int]:
+        def op(c: sqlite3.Connection) -> tuple[list[Chat], int]:
+            where, args = _scope_clause(license_id, groups)
+            if status == "active":
+                where += " AND active_thread_id IS NOT NULL"
+            elif status == "closed":
+                where += " AND active_thread_id IS NULL"
+            elif status == "queued":
+                where += (
+                    " AND EXISTS (SELECT 1 FROM threads t WHERE t.id = chats.active_thread_id"
+                    " AND t.queued_at IS NOT NULL)"
+                )
+            if member_id is not None:
+                where += " AND EXISTS (SELECT 1 FROM json_each(chats.agent_ids) m WHERE m.value = ?)"
+                args.append(member_id)
+            total = c.execute(f"SELECT count(*) FROM chats WHERE {where}", args).fetchone()[0]
+            rows = c.execute(
+                f"SELECT {_CHAT_COLS} FROM chats WHERE {where} ORDER BY ord DESC LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            )
+            return [_chat(r) for r in rows], int(total)
+
+        return await self._call(op)
+
+    async def search_archives(
+        self,
+        license_id: int,
+        groups: list[int],
+        query: str | None,
+        since_us: int,
+        until_us: int,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[tuple[Chat, Thread]], int]:
+        def op(c: sqlite3.Connection) -> tuple[list[tuple[Chat, Thread]], int]:
+            where, args = _scope_clause(license_id, groups, table="ch")
+            where += " AND t.active = 0 AND t.ord >= ? AND t.ord < ?"
+            args += [since_us, until_us]
+            if query:
+                where += " AND t.id IN (SELECT thread_id FROM events_fts WHERE events_fts MATCH ? AND license_id = ?)"
+                args += [_fts_query(query), license_id]
+            base = f"FROM threads t JOIN chats ch ON ch.id = t.chat_id WHERE {where}"
+            total = c.execute(f"SELECT count(*) {base}", args).fetchone()[0]
+            rows = c.execute(
+                f"SELECT {', '.join('t.' + col.strip() for col in _THREAD_COLS.split(','))} {base}"
+                " ORDER BY t.ord DESC LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            ).fetchall()
+            found = []
+            for row in rows:
+                thread = _thread(row)
+                chat = self._load_chat(c, license_id, thread.chat_id)
+                assert chat is not None
+                found.append((chat, thread))
+            return found, int(total)
+
+        return await self._call(op)
+
     # -- files -------------------------------------------------------------------------
 
     async def put_file(self, file: StoredFile) -> None:
@@ -784,6 +932,30 @@ class SqliteStore(Store):
 
         for chat_id in chat_ids:
             yield await self._call(one, chat_id)
+
+
+def _scope_clause(license_id: int, groups: list[int], table: str = "chats") -> tuple[str, list[Any]]:
+    """Chats whose scopes share a group with `groups`."""
+    marks = ",".join("?" * len(groups)) or "NULL"
+    clause = f"{table}.license_id = ? AND EXISTS (SELECT 1 FROM json_each({table}.scopes) s WHERE s.value IN ({marks}))"
+    return clause, [license_id, *groups]
+
+
+def _fts_query(query: str) -> str:
+    """Every word must appear (prefix match); quoting keeps FTS operators in user text inert."""
+    words = [w.replace('"', "") for w in query.split()]
+    return " ".join(f'"{w}"*' for w in words if w) or '""'
+
+
+def _searchable(event: StoredEvent) -> str:
+    body = event.body
+    if event.type in ("message", "system_message"):
+        return str(body.get("text", ""))
+    if event.type == "file":
+        return str(body.get("name", ""))
+    if event.type == "filled_form":
+        return " ".join(str(f.get("value", "")) for f in body.get("fields", []))
+    return ""
 
 
 def _settle(outcomes: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:

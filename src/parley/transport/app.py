@@ -72,9 +72,6 @@ class Web:
         self.connections.discard(conn)
         self.metrics.connections.labels(conn.side).dec()
 
-    def presence_changed(self, conn: rtm.RtmConnection) -> None:
-        """Hook for the agent side (routing needs to know who is connected)."""
-
     # -- request helpers ---------------------------------------------------------------
 
     async def license_from_query(self, request: web.Request) -> License:
@@ -129,10 +126,10 @@ class Web:
             license = await self.license_from_query(request)
             method = lookup(side.methods, action, "web")
             token = self.bearer(request)
-            user_id = await side.authenticate(license, token)
+            who = await side.authenticate(license, token)
             if not self.web_buckets.take(token):
                 raise ApiError(ErrorType.TOO_MANY_REQUESTS, "too many requests with this token; slow down")
-            ctx = Ctx(license, side.name, user_id, None, t0)
+            ctx = Ctx(license, side.name, who.user_id, None, t0, who.groups)
             if action == "upload_file":
                 payload = await self.upload(request, ctx)
             else:

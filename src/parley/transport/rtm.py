@@ -41,6 +41,7 @@ class RtmConnection:
         self.license = license
         self.conn_id = next(_ids)
         self.user_id = ""
+        self.groups: list[int] = []
         self.closing = False
         self._outbox: deque[tuple[bytes, float | None]] = deque()
         self._writer: asyncio.Task | None = None
@@ -119,13 +120,15 @@ class RtmConnection:
         elif not self.ws.closed:
             await self.ws.close(code=WSCloseCode.OK)
 
-    def cleanup(self) -> None:
+    async def cleanup(self) -> None:
         self.closing = True
         if self._expiry is not None:
             self._expiry.cancel()
         if self.user_id:
-            self.web.node.bus.detach(self)
-            self.web.presence_changed(self)
+            bus = self.web.node.bus
+            bus.detach(self)
+            if not bus.is_present(self.user_id) and self.side_cfg.on_gone is not None:
+                await self.side_cfg.on_gone(self.license, self.user_id)
 
     async def on_text(self, data: str) -> None:
         t0 = time.perf_counter()
@@ -139,17 +142,20 @@ class RtmConnection:
             if not self.user_id:
                 if action != "login":
                     raise ApiError(ErrorType.AUTHENTICATION, "log in first: the first request must be `login`")
-                payload = await self.login(req.payload, t0)
-                if payload is None:
+                done = await self.login(req.payload, t0)
+                if done is None:
                     return
+                payload, ctx = done
             else:
                 if action == "login":
                     raise validation("this connection is already logged in")
                 method = lookup(self.side_cfg.methods, action, "rtm")
                 typed = m.decode(method.kind, req.payload)
-                ctx = Ctx(self.license, self.side, self.user_id, self.conn_id, t0)
+                ctx = Ctx(self.license, self.side, self.user_id, self.conn_id, t0, self.groups)
                 payload = await asyncio.wait_for(method.handler(ctx, typed), limits.REQUEST_TIMEOUT_S)
             self.deliver(response(action, payload, request_id))
+            for frame in ctx.after:
+                self.deliver(frame, t0)
             self.web.count(self.side, action, "success")
         except FrameError as exc:
             self.deliver(error_response(None, exc, None))
@@ -171,20 +177,22 @@ class RtmConnection:
             self.deliver(error_response(action, err, request_id))
             self.web.count(self.side, action, "internal")
 
-    async def login(self, payload: dict[str, Any], t0: float) -> dict[str, Any] | None:
+    async def login(self, payload: dict[str, Any], t0: float) -> tuple[dict[str, Any], Ctx] | None:
         side = self.side_cfg
         typed = m.decode(side.login_kind, payload)
-        user_id = await side.authenticate(self.license, typed.token)
+        who = await side.authenticate(self.license, typed.token)
+        user_id = who.user_id
         bus = self.web.node.bus
         if self.side == "customer" and bus.connection_count(user_id) >= limits.CONNECTIONS_PER_CUSTOMER:
             self._push_disconnected("too_many_connections", WSCloseCode.POLICY_VIOLATION)
             return None
-        self.user_id = user_id
+        self.user_id, self.groups = user_id, who.groups
         bus.attach(self)
-        self.web.presence_changed(self)
         self._arm_expiry(typed.token)
-        ctx = Ctx(self.license, self.side, user_id, self.conn_id, t0)
-        return await side.login(ctx, typed)
+        ctx = Ctx(self.license, self.side, user_id, self.conn_id, t0, self.groups)
+        answer = await side.login(ctx, typed)
+        await side.on_login(ctx)
+        return answer, ctx
 
     def _arm_expiry(self, token: str) -> None:
         tokens = self.web.node.tokens
@@ -203,6 +211,6 @@ async def handle(web_: Web, request: web.Request, side: Side, license: License) 
     try:
         await conn.serve()
     finally:
-        conn.cleanup()
         web_.close_connection(conn)
+        await conn.cleanup()
     return ws

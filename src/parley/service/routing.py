@@ -1,0 +1,109 @@
+"""Routing (SPEC §7): assign waiting threads to agents, keep the per-licence FIFO queue.
+
+Every decision runs under the licence's lock and reads the queue and the agents' loads from
+the store, so the store stays the one source of truth (a restart loses no queued chat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from parley.protocol import limits
+from parley.protocol.errors import ApiError
+from parley.service.context import Ctx
+from parley.store.records import Agent, Chat, License, Thread
+
+# Rough wait per queue position, for `queue.wait_time` (seconds).
+_WAIT_PER_POSITION_S = 60
+
+
+class Router:
+    def __init__(self, chats: Any) -> None:
+        self.chats = chats
+        self.store = chats.store
+        self.bus = chats.bus
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._last_assigned: dict[str, float] = {}
+        self._gone_at: dict[str, float] = {}
+        self._positions: dict[str, int] = {}
+
+    # -- presence of agents ------------------------------------------------------------
+
+    def agent_left(self, agent_id: str) -> None:
+        """The agent's last connection closed; new chats stop after the grace period."""
+        self._gone_at[agent_id] = time.monotonic()
+
+    def agent_came(self, agent_id: str) -> None:
+        self._gone_at.pop(agent_id, None)
+
+    def reachable(self, agent_id: str) -> bool:
+        if self.bus.is_present(agent_id):
+            return True
+        gone = self._gone_at.get(agent_id)
+        return gone is not None and time.monotonic() - gone < limits.AGENT_GONE_AFTER_S
+
+    @staticmethod
+    def capacity(license: License, agent: Agent) -> int:
+        if agent.max_chats is not None:
+            return agent.max_chats
+        return int(license.settings.get("max_chats_per_agent", limits.DEFAULT_MAX_CHATS_PER_AGENT))
+
+    def can_take(self, license: License, agent: Agent, chat: Chat, loads: dict[str, int]) -> bool:
+        return (
+            agent.routing_status == "accepting_chats"
+            and self.reachable(agent.id)
+            and bool(set(agent.groups) & set(chat.scopes))
+            and loads.get(agent.id, 0) < self.capacity(license, agent)
+        )
+
+    # -- the queue ---------------------------------------------------------------------
+
+    async def route(self, ctx: Ctx) -> None:
+        """Give every waiting thread of the licence, oldest first, to the best free agent."""
+        license = ctx.license
+        lock = self._locks.setdefault(license.id, asyncio.Lock())
+        async with lock:
+            queued = await self.store.queued_threads(license.id)
+            if not queued:
+                return
+            agents = await self.store.list_agents(license.id)
+            loads = await self.store.agent_loads(license.id)
+            waiting: list[tuple[Chat, Thread]] = []
+            for chat, thread in queued:
+                free = [a for a in agents if self.can_take(license, a, chat, loads)]
+                if not free:
+                    waiting.append((chat, thread))
+                    continue
+                pick = min(free, key=lambda a: (loads.get(a.id, 0), self._last_assigned.get(a.id, 0.0)))
+                loads[pick.id] = loads.get(pick.id, 0) + 1
+                self._last_assigned[pick.id] = time.monotonic()
+                self._positions.pop(thread.id, None)
+                await self.assign(ctx, chat, thread, pick)
+            for position, (chat, thread) in enumerate(waiting, start=1):
+                if self._positions.get(thread.id) != position:
+                    self._positions[thread.id] = position
+                    payload = {
+                        "chat_id": chat.id,
+                        "thread_id": thread.id,
+                        "queue": {"position": position, "wait_time": position * _WAIT_PER_POSITION_S},
+                    }
+                    self.chats.announce(ctx, [chat.customer_id], "queue_position_updated", payload, news=True)
+
+    async def assign(self, ctx: Ctx, chat: Chat, thread: Thread, agent: Agent) -> None:
+        try:
+            change = await self.store.change_members(
+                ctx.license_id,
+                chat.id,
+                [agent.id],
+                lambda c: None,
+                system=("routing.assigned", f"{agent.name} joined the chat"),
+                thread_id=thread.id,
+            )
+        except ApiError:
+            return  # closed meanwhile: nothing to assign
+        await self.chats.members_changed(ctx, change)
+
+    def forget(self, thread_id: str) -> None:
+        self._positions.pop(thread_id, None)
