@@ -189,6 +189,8 @@ class Client:
         url = f"{self.ws_base}/v3.0/{side}/rtm/ws?license_id={self.license_id}"
         try:
             ws = await self.wss.ws_connect(url, decode_text=False, autoping=True, max_msg_size=1 << 22)
+        except aiohttp.WSServerHandshakeError as e:
+            raise SetupError(f"WebSocket upgrade GET {url} -> HTTP {e.status} {e.message}") from e
         except aiohttp.ClientError as e:
             raise SetupError(f"WebSocket connect {url} failed: {e!r}") from e
         conn = Conn(ws, on_push)

@@ -101,7 +101,8 @@ def table_rows(results: Result) -> list[list[str]]:
                 for side, fig in (("parley", parley), ("echo", echo)):
                     if fig.get(k):
                         rows.append([scen, backend, f"{side} {k}: {fig[k]}", "", "", ""])
-            rows.extend([scen, backend, f"note: {n}", "", "", ""] for n in entry.get("notes", []))
+            # Notes are cut at 200 characters here; the JSON keeps them whole.
+            rows.extend([scen, backend, f"note: {n}"[:200], "", "", ""] for n in entry.get("notes", []))
     return rows
 
 

@@ -78,28 +78,42 @@ class Runner:
                 self.entry(s, backend).update(status="error", reason=f"{type(e).__name__}: {e}"[:2000])
         print(f"   done in {time.monotonic() - t0:.1f}s", file=sys.stderr, flush=True)
 
+    async def probe(self, b: Backend, scens: list[str], label: str | None = None) -> bool:
+        """Start parley once on an optional backend; if it cannot start, mark `scens` skipped."""
+        try:
+            async with parley_target(b, self.workdir):
+                return True
+        except Skip as e:
+            for s in scens:
+                self.entry(s, label or b.name).update(status="skipped", reason=str(e))
+            return False
+
     async def load(self, b: Backend) -> None:
         cfg = self.cfg
         thr, lat = self.entry("throughput", b.name), self.entry("latency", b.name)
-        rate: float | None = None
         try:
             async with parley_target(b, self.workdir, cfg.agents, cfg.max_chats, rate_limit_off=True) as p:
                 pt, pl, notes = await load_phase(p, cfg.chats, cfg.warmup_s, cfg.window_s, None)
-            thr["parley"], lat["parley"] = pt, pl
-            rate = pl["offered_per_s"]
-            thr["notes"] += ["PARLEY_RATE_LIMIT=0: per-connection rate limit off for a) and b)", *notes]
-            lat["notes"] += [n for n in notes if "push" in n or "agent" in n]
-        finally:
-            # The echo runs even when parley failed, so the bench itself is always exercised.
+        except Skip:
+            raise
+        except Exception:
+            # Parley crashed: still run the echo, so the bench itself is exercised, then report.
             async with echo_target(self.workdir) as e:
-                et, el, _ = await load_phase(e, cfg.chats, cfg.warmup_s, cfg.window_s, rate)
-            thr["echo"], lat["echo"] = et, el
-            for side, fig in (("echo", et), ("parley", thr["parley"])):
-                if fig.get("loadgen_cpu_util", 0) > 0.9:
-                    thr["notes"].append(
-                        f"{side}: the load generator used a whole core, so its sends/s is a floor"
-                        " (CPU µs per send is still exact)"
-                    )
+                thr["echo"], lat["echo"], _ = await load_phase(e, cfg.chats, cfg.warmup_s, cfg.window_s, None)
+            raise
+        thr["parley"], lat["parley"] = pt, pl
+        thr["notes"] += ["PARLEY_RATE_LIMIT=0: per-connection rate limit off for a) and b)", *notes]
+        lat["notes"] += [n for n in notes if "push" in n or "agent" in n]
+        # The echo gets the same chats and, for b), parley's offered rate.
+        async with echo_target(self.workdir) as e:
+            et, el, _ = await load_phase(e, cfg.chats, cfg.warmup_s, cfg.window_s, pl["offered_per_s"])
+        thr["echo"], lat["echo"] = et, el
+        for side, fig in (("echo", et), ("parley", pt)):
+            if fig.get("loadgen_cpu_util", 0) > 0.9:
+                thr["notes"].append(
+                    f"{side}: the load generator used a whole core, so its sends/s is a floor"
+                    " (CPU µs per send is still exact)"
+                )
 
     async def memory(self, b: Backend) -> None:
         ent = self.entry("memory", b.name)
@@ -159,12 +173,15 @@ async def run(args: argparse.Namespace) -> Result:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         r = Runner(cfg, Path(tmp), results)
         for b in backends:
+            if b.name != "sqlite" and not await r.probe(b, ["throughput", "latency", "memory", "storm"]):
+                continue
             await r.guarded(["throughput", "latency"], b.name, lambda b=b: r.load(b))
             await r.guarded(["memory"], b.name, lambda b=b: r.memory(b))
             await r.guarded(["storm"], b.name, lambda b=b: r.storm(b))
         if args.postgres and args.redis:
             cb = Backend("postgres", args.postgres, args.pg_db, broker_url=args.redis)
-            await r.guarded(["cluster"], "postgres+redis", lambda: r.cluster(cb))
+            if await r.probe(cb, ["cluster"], "postgres+redis"):
+                await r.guarded(["cluster"], "postgres+redis", lambda: r.cluster(cb))
         else:
             results["scenarios"]["cluster"] = {
                 "2 nodes": {"status": "skipped", "reason": "needs --postgres URL and --redis URL"}

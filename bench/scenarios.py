@@ -235,11 +235,16 @@ async def load_phase(
         Client(other.http, other.ws, target.license_id) as acl,
     ):
         rig = await build_rig(cl, target, chats, acl)
+        # Agents only listen; without this parley would drop them as idle after 60 s.
+        stop_ka = asyncio.Event()
+        ka = asyncio.create_task(keepalive(rig.agents, stop_ka))
         try:
             thr = await throughput(target, rig, warmup, duration)
             lat_rate = rate if rate is not None else thr["sends_per_s"] / 2
             lat = await latency(target, rig, lat_rate, warmup, duration)
         finally:
+            stop_ka.set()
+            await ka
             await close_all(rig.customers + rig.agents)
     notes = list(rig.notes)
     if target.kind == "parley" and not rig.agents:

@@ -179,9 +179,10 @@ class Store(ABC):
         system: tuple[str, str] | None = None,
         thread_id: str | None = None,
     ) -> MembersChange:
-        """With thread_id, `chat_inactive` unless that thread is still the active one. Make agent_ids the chat's agents (the first is the active thread's assignee; none
+        """Make agent_ids the chat's agents (the first is the active thread's assignee; none
         puts the thread back in the queue), optionally replace its scopes, and store a
-        system message (type, text) in the active thread."""
+        system message (type, text) in the active thread. With thread_id: `chat_inactive`
+        unless that thread is still the active one."""
 
     @abstractmethod
     async def queued_threads(self, license_id: int) -> list[tuple[Chat, Thread]]:
