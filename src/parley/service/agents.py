@@ -170,6 +170,8 @@ class AgentService:
             "type": target.type,
             "ids": list(target.ids),
         }
+        if target.type == "group":
+            self.router.avoid(chat.active_thread_id, ctx.user_id)
         everyone = list(dict.fromkeys([*self.chats.everyone(change.chat), *change.removed]))
         self.chats.announce(ctx, everyone, "chat_transferred", payload, news=False)
         await self.chats.members_changed(ctx, change)

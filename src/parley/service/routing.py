@@ -28,6 +28,7 @@ class Router:
         self._last_assigned: dict[str, float] = {}
         self._gone_at: dict[str, float] = {}
         self._positions: dict[str, int] = {}
+        self._avoid: dict[str, str] = {}
 
     # -- presence of agents ------------------------------------------------------------
 
@@ -73,13 +74,15 @@ class Router:
             waiting: list[tuple[Chat, Thread]] = []
             for chat, thread in queued:
                 free = [a for a in agents if self.can_take(license, a, chat, loads)]
+                avoid = self._avoid.get(thread.id)
+                free = [a for a in free if a.id != avoid] or free
                 if not free:
                     waiting.append((chat, thread))
                     continue
                 pick = min(free, key=lambda a: (loads.get(a.id, 0), self._last_assigned.get(a.id, 0.0)))
                 loads[pick.id] = loads.get(pick.id, 0) + 1
                 self._last_assigned[pick.id] = time.monotonic()
-                self._positions.pop(thread.id, None)
+                self.forget(thread.id)
                 await self.assign(ctx, chat, thread, pick)
             for position, (chat, thread) in enumerate(waiting, start=1):
                 if self._positions.get(thread.id) != position:
@@ -105,5 +108,10 @@ class Router:
             return  # closed meanwhile: nothing to assign
         await self.chats.members_changed(ctx, change)
 
+    def avoid(self, thread_id: str, agent_id: str) -> None:
+        """Route this thread to anyone but agent_id if anyone else can take it (a transfer away)."""
+        self._avoid[thread_id] = agent_id
+
     def forget(self, thread_id: str) -> None:
         self._positions.pop(thread_id, None)
+        self._avoid.pop(thread_id, None)

@@ -541,9 +541,6 @@ class SqliteStore(Store):
             )
         except sqlite3.IntegrityError:
             raise validation(f"`custom_id` {new.custom_id!r} is used twice") from None
-        text = _searchable(event)
-        if text:
-            c.execute("INSERT INTO events_fts VALUES (?, ?, ?, ?)", (text, chat.id, thread.id, chat.license_id))
         c.execute("UPDATE threads SET events_count = ? WHERE id = ?", (thread.events_count, thread.id))
         c.execute("UPDATE chats SET last_activity = ? WHERE id = ?", (event.order, chat.id))
         return event
@@ -624,6 +621,12 @@ class SqliteStore(Store):
             )
             c.execute(
                 "UPDATE chats SET active_thread_id = NULL, last_activity = ? WHERE id = ?", (thread.closed_at, chat_id)
+            )
+            # Archives search closed threads only, so indexing waits until now: off the send path.
+            events = self._thread_events(c, license_id, [thread.id])[thread.id]
+            c.executemany(
+                "INSERT INTO events_fts VALUES (?, ?, ?, ?)",
+                [(text, chat_id, thread.id, license_id) for text in map(_searchable, events) if text],
             )
             return thread
 
