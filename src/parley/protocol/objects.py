@@ -99,7 +99,7 @@ def encoded_size(value: Any) -> int:
 
 
 def check_name(name: str, where: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise validation(f"`{where}` name {name!r} must match {limits.NAME_PATTERN}")
 
 

@@ -9,7 +9,12 @@ from parley.store.base import Store
 
 def open_store(data_dir: Path, database_url: str | None) -> Store:
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("parley: the PostgreSQL store is not available yet; run without --database-url")
+        # Imported here so SQLite users need no asyncpg installed.
+        try:
+            from parley.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise SystemExit(f"parley: a postgresql:// --database-url needs asyncpg: {exc}") from None
+        return PostgresStore(database_url)
     if database_url and database_url.startswith("sqlite:///"):
         from parley.store.sqlite import SqliteStore
 

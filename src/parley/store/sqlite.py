@@ -137,7 +137,7 @@ def merge_properties(current: dict[str, Any], update: dict[str, Any]) -> tuple[d
                 if name in target:
                     del target[name]
                     changed.setdefault(namespace, {})[name] = None
-            elif target.get(name, _MISSING) != value:
+            elif name not in target or not _same_json(target[name], value):
                 target[name] = value
                 changed.setdefault(namespace, {})[name] = value
         if not target:
@@ -145,7 +145,9 @@ def merge_properties(current: dict[str, Any], update: dict[str, Any]) -> tuple[d
     return merged, changed
 
 
-_MISSING = object()
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON: Python's 0 == False and 1 == 1.0 must not hide a change."""
+    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
 
 
 class SqliteStore(Store):

@@ -95,9 +95,11 @@ class Web:
     async def read_json(self, request: web.Request, limit: int = limits.FRAME_MAX_BYTES) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > limit:
             raise too_large("body", f"{limit // 1024} KiB")
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise too_large("body", f"{limit // 1024} KiB")
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise too_large("body", f"{limit // 1024} KiB")
         if not body.strip():
             return {}
         try:
