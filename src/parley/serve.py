@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
+import sys
 
 import uvloop
 from aiohttp import web
@@ -13,6 +15,7 @@ from aiohttp import web
 from parley import logs
 from parley.config import Settings
 from parley.node import Node
+from parley.protocol.errors import ApiError
 from parley.transport.app import create_app
 
 log = logging.getLogger("parley")
@@ -26,7 +29,9 @@ async def ensure_demo(node: Node) -> str:
         await node.store.create_license("Demo")
     password = await node.store.meta("demo_agent_password", lambda: secrets.token_urlsafe(12))
     if await node.store.get_agent_by_email(1, DEMO_EMAIL) is None:
-        await node.accounts.create_agent(1, DEMO_EMAIL, "Demo Agent", password, [], None)
+        # Another node starting on the same database may have created it first.
+        with contextlib.suppress(ApiError):
+            await node.accounts.create_agent(1, DEMO_EMAIL, "Demo Agent", password, [], None)
     return password
 
 
@@ -60,5 +65,9 @@ async def serve(settings: Settings) -> None:
 
 def run(settings: Settings) -> int:
     logs.setup(settings.log_level)
-    uvloop.run(serve(settings))
+    try:
+        uvloop.run(serve(settings))
+    except OSError as exc:  # the database or the port is not to be had: one line, not a traceback
+        print(f"parley: {exc}", file=sys.stderr)
+        return 1
     return 0

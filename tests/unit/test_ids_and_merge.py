@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from parley import ids
-from parley.store.sqlite import merge_properties
+from parley.store.common import merge_properties
 
 RFC3339_US = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 

@@ -42,6 +42,7 @@ from parley.protocol import limits
 from parley.protocol.errors import ApiError, ErrorType, not_found, validation
 from parley.store import migrations
 from parley.store.base import ChatCheck, ChatExport, PropsChange, Store
+from parley.store.common import merge_properties, searchable
 from parley.store.records import (
     Agent,
     Appended,
@@ -56,7 +57,6 @@ from parley.store.records import (
     StoredFile,
     Thread,
 )
-from parley.store.sqlite import _searchable, merge_properties
 
 log = logging.getLogger("parley.store")
 
@@ -65,7 +65,11 @@ Conn = asyncpg.Connection
 Op = Callable[..., Awaitable[Any]]
 Row = asyncpg.Record
 
-_BATCH_MAX = 512
+# Each operation that writes gets a subtransaction id from its savepoint. Past 64 of them in one
+# transaction PostgreSQL's per-backend subxid cache overflows and every other session's snapshot
+# checks get slower (pg_subtrans lookups) while the batch runs: stay under it. A batch of 64
+# still spreads one commit over 64 operations.
+_BATCH_MAX = 64
 # Any fixed 64-bit number: the session lock that lets one node at a time run migrations.
 _MIGRATION_LOCK = 0x7061726C6579  # "parley"
 _PING_TIMEOUT = 5.0
@@ -198,14 +202,17 @@ class PostgresStore(Store):
         self._task: asyncio.Task[None] | None = None
         self._last = 0  # the clock while a batch holds parley_clock; see the module docstring
         self._in_batch = False
+        self._closing = False
 
     # -- connections -------------------------------------------------------------------
 
     async def _connect(self) -> Conn:
+        """The writer connection. A node that freezes mid-batch (stopped, swapping) would hold
+        the clock row and stall every node's writes: the server ends such a session after 30 s
+        idle in a transaction, which our own writer never is (it only waits on the server)."""
+        settings = {"application_name": "parley", "idle_in_transaction_session_timeout": "30000"}
         try:
-            conn = await asyncpg.connect(
-                self.dsn, timeout=5, server_settings={"application_name": "parley"}, command_timeout=None
-            )
+            conn = await asyncpg.connect(self.dsn, timeout=5, server_settings=settings, command_timeout=None)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailable(f"cannot connect to the database {describe(self.dsn)}: {exc}") from exc
         await _setup_connection(conn)
@@ -242,9 +249,11 @@ class PostgresStore(Store):
             await self._writer.close()
             self._writer = None
             raise
+        self._closing = False
         self._task = loop.create_task(self._write_loop(), name="parley-postgres-writer")
 
     async def close(self) -> None:
+        self._closing = True  # nothing may queue behind the stop sentinel: it would never run
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
@@ -280,7 +289,7 @@ class PostgresStore(Store):
     # -- the writer --------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., Awaitable[R]], *args: Any) -> R:
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done() or self._closing:
             raise RuntimeError("store is not open")
         fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((fn, args, fut))
@@ -387,8 +396,16 @@ class PostgresStore(Store):
     # -- small things ------------------------------------------------------------------
 
     async def ping(self) -> None:
-        async with self.pool.acquire(timeout=_PING_TIMEOUT) as conn:
-            await conn.fetchval("SELECT 1", timeout=_PING_TIMEOUT)
+        # After a database restart the pool still holds connections the server dropped; the
+        # first use of one fails, so one more try (on a fresh connection) tells the truth.
+        for attempt in (1, 2):
+            try:
+                async with self.pool.acquire(timeout=_PING_TIMEOUT) as conn:
+                    await conn.fetchval("SELECT 1", timeout=_PING_TIMEOUT)
+                return
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError):
+                if attempt == 2:
+                    raise
 
     async def meta(self, key: str, default: Callable[[], str]) -> str:
         # Several nodes may start at once: the first INSERT wins, everyone reads the winner.
@@ -641,8 +658,9 @@ class PostgresStore(Store):
             chat_id=chat.id,
             order=self._next(),
             active=True,
-            user_ids=[chat.customer_id, *chat.agent_ids],
+            user_ids=[chat.customer_id],
             properties=properties,
+            queued=True,
         )
         chat.order = thread.order
         chat.active_thread_id = thread.id
@@ -799,7 +817,7 @@ class PostgresStore(Store):
             )
             # Archives search closed threads only, so indexing waits until now: off the send path.
             events = (await self._thread_events(c, license_id, [thread.id]))[thread.id]
-            texts = [text for text in map(_searchable, events) if text]
+            texts = [text for text in map(searchable, events) if text]
             if texts:
                 await c.execute(
                     "INSERT INTO events_fts SELECT $1, $2, $3, to_tsvector('simple', x) FROM unnest($4::text[]) x",

@@ -23,6 +23,7 @@ from parley.protocol import limits
 from parley.protocol.errors import ApiError, ErrorType, not_found, validation
 from parley.store import migrations
 from parley.store.base import ChatCheck, ChatExport, PropsChange, Store
+from parley.store.common import fts_query, merge_properties, searchable
 from parley.store.records import (
     Agent,
     Appended,
@@ -124,30 +125,6 @@ def _customer(row: tuple) -> Customer:
         created_at=row[7],
         banned_until=row[8],
     )
-
-
-def merge_properties(current: dict[str, Any], update: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Merge at name level, `null` deletes; answers (merged, the names that really changed)."""
-    merged = {ns: dict(values) for ns, values in current.items()}
-    changed: dict[str, dict[str, Any]] = {}
-    for namespace, values in update.items():
-        target = merged.setdefault(namespace, {})
-        for name, value in values.items():
-            if value is None:
-                if name in target:
-                    del target[name]
-                    changed.setdefault(namespace, {})[name] = None
-            elif name not in target or not _same_json(target[name], value):
-                target[name] = value
-                changed.setdefault(namespace, {})[name] = value
-        if not target:
-            del merged[namespace]
-    return merged, changed
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON: Python's 0 == False and 1 == 1.0 must not hide a change."""
-    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
 
 
 class SqliteStore(Store):
@@ -493,8 +470,9 @@ class SqliteStore(Store):
             chat_id=chat.id,
             order=self._clock.next(),
             active=True,
-            user_ids=[chat.customer_id, *chat.agent_ids],
+            user_ids=[chat.customer_id],
             properties=properties,
+            queued=True,
         )
         c.execute(
             "INSERT INTO threads (id, chat_id, license_id, ord, active, user_ids, properties, queued_at)"
@@ -616,6 +594,7 @@ class SqliteStore(Store):
                 raise ApiError(ErrorType.CHAT_INACTIVE, "the chat has no active thread")
             thread = self._load_thread(c, chat.active_thread_id)
             thread.active = False
+            thread.queued = False
             thread.closed_at = self._clock.next()
             c.execute(
                 "UPDATE threads SET active = 0, closed_at = ?, queued_at = NULL WHERE id = ?",
@@ -628,7 +607,7 @@ class SqliteStore(Store):
             events = self._thread_events(c, license_id, [thread.id])[thread.id]
             c.executemany(
                 "INSERT INTO events_fts VALUES (?, ?, ?, ?)",
-                [(text, chat_id, thread.id, license_id) for text in map(_searchable, events) if text],
+                [(text, chat_id, thread.id, license_id) for text in map(searchable, events) if text],
             )
             return thread
 
@@ -876,7 +855,7 @@ class SqliteStore(Store):
             args += [since_us, until_us]
             if query:
                 where += " AND t.id IN (SELECT thread_id FROM events_fts WHERE events_fts MATCH ? AND license_id = ?)"
-                args += [_fts_query(query), license_id]
+                args += [fts_query(query), license_id]
             base = f"FROM threads t JOIN chats ch ON ch.id = t.chat_id WHERE {where}"
             total = c.execute(f"SELECT count(*) {base}", args).fetchone()[0]
             rows = c.execute(
@@ -944,23 +923,6 @@ def _scope_clause(license_id: int, groups: list[int], table: str = "chats") -> t
     marks = ",".join("?" * len(groups)) or "NULL"
     clause = f"{table}.license_id = ? AND EXISTS (SELECT 1 FROM json_each({table}.scopes) s WHERE s.value IN ({marks}))"
     return clause, [license_id, *groups]
-
-
-def _fts_query(query: str) -> str:
-    """Every word must appear (prefix match); quoting keeps FTS operators in user text inert."""
-    words = [w.replace('"', "") for w in query.split()]
-    return " ".join(f'"{w}"*' for w in words if w) or '""'
-
-
-def _searchable(event: StoredEvent) -> str:
-    body = event.body
-    if event.type in ("message", "system_message"):
-        return str(body.get("text", ""))
-    if event.type == "file":
-        return str(body.get("name", ""))
-    if event.type == "filled_form":
-        return " ".join(str(f.get("value", "")) for f in body.get("fields", []))
-    return ""
 
 
 def _settle(outcomes: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:

@@ -20,7 +20,7 @@ from parley.service.context import Ctx
 from parley.service.dispatch import lookup
 from parley.service.ratelimit import KeyedBuckets, WindowCounter
 from parley.store.records import License
-from parley.transport import rtm
+from parley.transport import pages, rtm
 from parley.transport.metrics import Metrics
 
 log = logging.getLogger("parley.http")
@@ -305,4 +305,5 @@ def create_app(node: Node) -> web.Application:
     app.router.add_get("/healthz", web_.healthz)
     app.router.add_get("/metrics", web_.metrics_page)
     app.on_shutdown.append(web_.shutdown)
+    pages.add_routes(app)
     return app
