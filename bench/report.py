@@ -19,6 +19,7 @@ ROWS: dict[str, list[tuple[str, str, str | None]]] = {
         ("db_cpu_us_per_send", "PostgreSQL CPU µs/send", "cpu_us_per_send"),
         ("server_cpu_util", "server CPU use (1.0 = a core)", "server_cpu_util"),
         ("loadgen_cpu_util", "load generator CPU use", "loadgen_cpu_util"),
+        ("other_cpu_util", "CPU used by other processes", "other_cpu_util"),
     ],
     "latency": [
         ("offered_per_s", "offered sends/s (½ saturation)", "offered_per_s"),
@@ -97,7 +98,7 @@ def table_rows(results: Result) -> list[list[str]]:
                     continue  # an echo figure alone is shown only under its own name
                 ratio = pv / ev if isinstance(pv, int | float) and isinstance(ev, int | float) and ev else None
                 rows.append([scen, backend, label, fmt(pv), fmt(ev), f"{ratio:.2f}x" if ratio else ""])
-            for k in ("errors", "unanswered"):
+            for k in ("errors", "unanswered", "pushes_missing"):
                 for side, fig in (("parley", parley), ("echo", echo)):
                     if fig.get(k):
                         rows.append([scen, backend, f"{side} {k}: {fig[k]}", "", "", ""])

@@ -157,7 +157,14 @@ async def parley_target(
                 raise Skip(f"parley on PostgreSQL{' + Redis' if backend.broker_url else ''} did not start: {e}") from e
             raise
         extra_cpu = (lambda: cpu_seconds_by_name("postgres")) if backend.name == "postgres" else None
-        yield Target("parley", backend.name, servers[0], license_id, creds, extra_cpu, servers[1:])
+        try:
+            yield Target("parley", backend.name, servers[0], license_id, creds, extra_cpu, servers[1:])
+        except Exception as e:
+            # What the server said when things went wrong is the first thing anyone will ask for.
+            for srv in servers:
+                state = "running" if srv.alive() else f"exited {srv.proc.returncode}"
+                e.add_note(f"{srv.name} ({state}), last log lines:\n{srv.log_tail(15)}")
+            raise
     finally:
         for s in servers:
             stop_server(s)

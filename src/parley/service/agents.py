@@ -105,6 +105,7 @@ class AgentService:
             thread_id=chat.active_thread_id,
         )
         await self.chats.members_changed(ctx, change)
+        await self.router.route(ctx)  # a queued chat taken by hand moves the queue up
         return {}
 
     async def remove_user_from_chat(self, ctx: Ctx, req: m.ChatUser) -> dict[str, Any]:
@@ -119,6 +120,8 @@ class AgentService:
             self.chats.access_check(ctx),
             system=("agent_left", f"{agent.name} left the chat") if chat.active_thread_id else None,
         )
+        if chat.active_thread_id is not None:
+            self.router.avoid(chat.active_thread_id, agent.id)
         await self.chats.members_changed(ctx, change)
         await self.router.route(ctx)
         return {}
@@ -134,9 +137,13 @@ class AgentService:
             agents = await self.store.get_agents(ctx.license_id, ids)
             if len(agents) != len(set(ids)):
                 raise not_found("agent")
-            if not req.force and not any(self.router.can_take(ctx.license, a, chat, loads) for a in agents):
-                raise validation("no target agent can take the chat now (use `force` to transfer anyway)")
-            pick = next((a for a in agents if self.router.can_take(ctx.license, a, chat, loads)), agents[0])
+            # Like LiveChat, a transfer may target an agent who is not accepting chats or is at its
+            # limit; without `force` the agent must at least be there to answer.
+            online = [a for a in agents if self.router.reachable(a.id)]
+            if not req.force and not online:
+                raise validation("no target agent is connected (use `force` to transfer anyway)")
+            free = [a for a in online if self.router.can_take(ctx.license, a, chat, loads)]
+            pick = (free or online or agents)[0]
             scopes = chat.scopes if set(pick.groups) & set(chat.scopes) else sorted(set(chat.scopes) | {0})
             members, text = [pick.id], f"the chat was transferred to {pick.name}"
         else:

@@ -119,7 +119,7 @@ class ChatService:
                 "events": [views.event(e) for e in sorted(per_type.values(), key=lambda e: e.order)],
             }
         view["last_threads_summary"] = [
-            {"id": t.id, "order": t.order, "events_count": t.events_count} for t in reversed(newest)
+            {"id": t.id, "order": t.order, "events_count": t.visible_count(ctx.side)} for t in reversed(newest)
         ]
         view["total_threads"] = total
         return view
@@ -166,7 +166,8 @@ class ChatService:
             "chat": {
                 "id": chat.id,
                 "threads_summary": [
-                    {"thread_id": t.id, "id": t.id, "order": t.order, "events_count": t.events_count} for t in threads
+                    {"thread_id": t.id, "id": t.id, "order": t.order, "events_count": t.visible_count(ctx.side)}
+                    for t in threads
                 ],
             },
             "pagination": {"offset": page.offset, "limit": page.limit, "total": total},
@@ -302,17 +303,20 @@ class ChatService:
         return {}
 
     async def reroute_out_of_scope(self, ctx: Ctx, chat: Chat) -> None:
-        """Agents whose groups no longer meet the chat's scopes leave it; the thread goes back to routing."""
-        if chat.active_thread_id is None or not chat.agent_ids:
-            return
-        agents = await self.store.get_agents(ctx.license_id, chat.agent_ids)
-        keep = [a.id for a in agents if set(a.groups) & set(chat.scopes)]
-        if len(keep) == len(chat.agent_ids):
-            return
-        change = await self.store.change_members(
-            ctx.license_id, chat.id, keep, lambda c: None, system=("routing.unassigned", "the chat was re-routed")
-        )
-        await self.members_changed(ctx, change)
+        """Agents whose groups no longer meet the chat's scopes leave it; then routing runs, which
+        also serves a queued chat whose new scopes reach a free agent."""
+        if chat.active_thread_id is not None and chat.agent_ids:
+            agents = await self.store.get_agents(ctx.license_id, chat.agent_ids)
+            keep = [a.id for a in agents if set(a.groups) & set(chat.scopes)]
+            if len(keep) != len(chat.agent_ids):
+                change = await self.store.change_members(
+                    ctx.license_id,
+                    chat.id,
+                    keep,
+                    lambda c: None,
+                    system=("routing.unassigned", "the chat was re-routed"),
+                )
+                await self.members_changed(ctx, change)
         await self.router.route(ctx)
 
     async def members_changed(self, ctx: Ctx, change: MembersChange) -> None:

@@ -75,7 +75,9 @@ _MIGRATION_LOCK = 0x7061726C6579  # "parley"
 _PING_TIMEOUT = 5.0
 
 _CHAT_COLS = "id, license_id, customer_id, ord, scopes, properties, active_thread_id, agent_ids, threads_count"
-_THREAD_COLS = "id, chat_id, ord, active, user_ids, properties, events_count, agent_id, queued_at, closed_at"
+_THREAD_COLS = (
+    "id, chat_id, ord, active, user_ids, properties, events_count, agent_id, queued_at, closed_at, notes_count"
+)
 _EVENT_COLS = "id, chat_id, thread_id, ord, type, author_id, recipients, custom_id, body"
 _AGENT_COLS = "id, license_id, email, name, password_hash, groups, routing_status, max_chats, avatar, last_seen"
 _CUSTOMER_COLS = "id, license_id, name, email, monitoring, properties, last_seen, created_at, banned_until"
@@ -112,6 +114,7 @@ def _thread(row: Row, at: int = 0) -> Thread:
         agent_id=row[at + 7],
         queued=row[at + 8] is not None,
         closed_at=row[at + 9],
+        notes_count=row[at + 10],
     )
 
 
@@ -684,6 +687,8 @@ class PostgresStore(Store):
 
     async def _insert_event(self, c: Conn, chat: Chat, thread: Thread, new: NewEvent) -> StoredEvent:
         thread.events_count += 1
+        if new.recipients == "agents":
+            thread.notes_count += 1
         event = StoredEvent(
             id=f"{thread.id}_{thread.events_count}",
             chat_id=chat.id,
@@ -700,7 +705,7 @@ class PostgresStore(Store):
             await c.execute(
                 f"WITH e AS (INSERT INTO events ({_EVENT_COLS}, license_id)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)),"
-                " t AS (UPDATE threads SET events_count = $11 WHERE id = $3)"
+                " t AS (UPDATE threads SET events_count = $11, notes_count = $12 WHERE id = $3)"
                 " UPDATE chats SET last_activity = $4 WHERE id = $2",
                 event.id,
                 chat.id,
@@ -713,6 +718,7 @@ class PostgresStore(Store):
                 event.body,
                 chat.license_id,
                 thread.events_count,
+                thread.notes_count,
             )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_by_custom_id":

@@ -66,6 +66,11 @@ class Thread:
     agent_id: str | None = None
     queued: bool = False
     closed_at: int | None = None
+    notes_count: int = 0
+    """Events only agents see (recipients "agents")."""
+
+    def visible_count(self, side: str) -> int:
+        return self.events_count if side == "agent" else self.events_count - self.notes_count
 
 
 @dataclass(slots=True)

@@ -45,7 +45,9 @@ Op = Callable[..., Any]
 _BATCH_MAX = 512
 
 _CHAT_COLS = "id, license_id, customer_id, ord, scopes, properties, active_thread_id, agent_ids, threads_count"
-_THREAD_COLS = "id, chat_id, ord, active, user_ids, properties, events_count, agent_id, queued_at, closed_at"
+_THREAD_COLS = (
+    "id, chat_id, ord, active, user_ids, properties, events_count, agent_id, queued_at, closed_at, notes_count"
+)
 _EVENT_COLS = "id, chat_id, thread_id, ord, type, author_id, recipients, custom_id, body"
 _AGENT_COLS = "id, license_id, email, name, password_hash, groups, routing_status, max_chats, avatar, last_seen"
 _CUSTOMER_COLS = "id, license_id, name, email, monitoring, properties, last_seen, created_at, banned_until"
@@ -81,6 +83,7 @@ def _thread(row: tuple) -> Thread:
         agent_id=row[7],
         queued=row[8] is not None,
         closed_at=row[9],
+        notes_count=row[10],
     )
 
 
@@ -521,7 +524,12 @@ class SqliteStore(Store):
             )
         except sqlite3.IntegrityError:
             raise validation(f"`custom_id` {new.custom_id!r} is used twice") from None
-        c.execute("UPDATE threads SET events_count = ? WHERE id = ?", (thread.events_count, thread.id))
+        if event.recipients == "agents":
+            thread.notes_count += 1
+        c.execute(
+            "UPDATE threads SET events_count = ?, notes_count = ? WHERE id = ?",
+            (thread.events_count, thread.notes_count, thread.id),
+        )
         c.execute("UPDATE chats SET last_activity = ? WHERE id = ?", (event.order, chat.id))
         return event
 

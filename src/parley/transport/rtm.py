@@ -204,7 +204,8 @@ class RtmConnection:
 
 
 async def handle(web_: Web, request: web.Request, side: Side, license: License) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(max_msg_size=limits.FRAME_MAX_BYTES, autoping=False)
+    # aiohttp refuses a message of max_msg_size bytes or more; SPEC refuses only those over 64 KiB.
+    ws = web.WebSocketResponse(max_msg_size=limits.FRAME_MAX_BYTES + 1, autoping=False)
     await ws.prepare(request)
     conn = RtmConnection(web_, ws, side, license)
     web_.open_connection(conn)

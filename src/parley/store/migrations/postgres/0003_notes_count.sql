@@ -1,0 +1,2 @@
+-- Internal notes per thread, so a customer's events_count leaves them out.
+ALTER TABLE threads ADD COLUMN notes_count integer NOT NULL DEFAULT 0;
