@@ -57,6 +57,19 @@ def _j(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+_NCHAT = _CHAT_COLS.count(",") + 1  # where a thread's columns start in a chat + thread row
+
+
+def _cols(cols: str, alias: str) -> str:
+    return ", ".join(f"{alias}.{col.strip()}" for col in cols.split(","))
+
+
+_CHAT_WITH_ACTIVE_THREAD = (
+    f"SELECT {_cols(_CHAT_COLS, 'c')}, {_cols(_THREAD_COLS, 't')} FROM chats c"
+    " LEFT JOIN threads t ON t.id = c.active_thread_id WHERE c.id = ? AND c.license_id = ?"
+)
+
+
 def _chat(row: tuple) -> Chat:
     return Chat(
         id=row[0],
@@ -185,27 +198,44 @@ class SqliteStore(Store):
             conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[tuple[Op, tuple, asyncio.Future]]) -> None:
+        # Savepoints cost two statements per operation, and operations rarely fail, so the batch
+        # first runs without them; if one fails, the whole batch is rolled back and replayed with
+        # a savepoint each, so that only the failing one is undone.
+        outcomes = self._attempt(conn, batch, savepoints=len(batch) == 1)
+        if outcomes is None:
+            outcomes = self._attempt(conn, batch, savepoints=True)
+        assert outcomes is not None and self._loop is not None
+        self._loop.call_soon_threadsafe(_settle, outcomes)
+
+    def _attempt(
+        self, conn: sqlite3.Connection, batch: list[tuple[Op, tuple, asyncio.Future]], *, savepoints: bool
+    ) -> list[tuple[asyncio.Future, Any, BaseException | None]] | None:
+        """Run the batch in one transaction; None when an operation failed without a savepoint."""
         outcomes: list[tuple[asyncio.Future, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, args, fut in batch:
-                conn.execute("SAVEPOINT op")
+                if savepoints:
+                    conn.execute("SAVEPOINT op")
                 try:
                     result = fn(conn, *args)
                 except Exception as exc:
+                    if not savepoints:
+                        conn.execute("ROLLBACK")
+                        return None
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     outcomes.append((fut, None, exc))
                 else:
-                    conn.execute("RELEASE op")
+                    if savepoints:
+                        conn.execute("RELEASE op")
                     outcomes.append((fut, result, None))
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            outcomes = [(fut, None, exc) for _, _, fut in batch]
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(_settle, outcomes)
+            return [(fut, None, exc) for _, _, fut in batch]
+        return outcomes
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
         assert self._loop is not None, "store is not open"
@@ -530,7 +560,6 @@ class SqliteStore(Store):
             "UPDATE threads SET events_count = ?, notes_count = ? WHERE id = ?",
             (thread.events_count, thread.notes_count, thread.id),
         )
-        c.execute("UPDATE chats SET last_activity = ? WHERE id = ?", (event.order, chat.id))
         return event
 
     async def start_chat(
@@ -570,7 +599,15 @@ class SqliteStore(Store):
         self, license_id: int, chat_id: str, event: NewEvent, check: ChatCheck, active_limit: int
     ) -> Appended:
         def op(c: sqlite3.Connection) -> Appended:
-            chat = self._checked_chat(c, license_id, chat_id, check)
+            # The chat and its active thread in one statement: this is the hottest path.
+            joined = c.execute(
+                _CHAT_WITH_ACTIVE_THREAD,
+                (chat_id, license_id),
+            ).fetchone()
+            if joined is None:
+                raise not_found("chat")
+            chat = _chat(joined)
+            check(chat)
             if event.custom_id is not None:
                 row = c.execute(
                     f"SELECT {_EVENT_COLS} FROM events WHERE chat_id = ? AND author_id IS ? AND custom_id = ?",
@@ -584,7 +621,7 @@ class SqliteStore(Store):
                 self._check_active_limit(c, license_id, chat.customer_id, active_limit)
                 thread = self._open_thread(c, chat, {})
             else:
-                thread = self._load_thread(c, chat.active_thread_id)  # type: ignore[arg-type]
+                thread = _thread(joined[_NCHAT:])
             stored = self._insert_event(c, chat, thread, event)
             return Appended(chat, thread, stored, opened, False)
 
@@ -867,7 +904,7 @@ class SqliteStore(Store):
             base = f"FROM threads t JOIN chats ch ON ch.id = t.chat_id WHERE {where}"
             total = c.execute(f"SELECT count(*) {base}", args).fetchone()[0]
             rows = c.execute(
-                f"SELECT {', '.join('t.' + col.strip() for col in _THREAD_COLS.split(','))} {base}"
+                f"SELECT {_cols(_THREAD_COLS, 't')} {base}"
                 " ORDER BY t.ord DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset],
             ).fetchall()
@@ -907,8 +944,12 @@ class SqliteStore(Store):
             lambda c: [
                 r[0]
                 for r in c.execute(
-                    "SELECT id FROM chats WHERE license_id = ? AND last_activity >= ? ORDER BY created_at, id",
-                    (license_id, since_us),
+                    # last_activity moves when a thread opens or closes; events are looked at
+                    # directly, which keeps that update off the send path.
+                    "SELECT id FROM chats WHERE license_id = ? AND (last_activity >= ?"
+                    " OR EXISTS (SELECT 1 FROM events e WHERE e.chat_id = chats.id AND e.ord >= ?))"
+                    " ORDER BY created_at, id",
+                    (license_id, since_us, since_us),
                 )
             ]
         )

@@ -53,6 +53,7 @@ class Web:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.metrics = Metrics()
+        self._counters: dict[tuple[str, str | None, str], Any] = {}
         self.connections: set[rtm.RtmConnection] = set()
         self.web_buckets = KeyedBuckets(node.settings.rate_limit, limits.RATE_BURST)
         self.new_customers_per_ip = WindowCounter(node.settings.token_rate_per_min, 60.0)
@@ -61,8 +62,12 @@ class Web:
     # -- bookkeeping used by rtm -------------------------------------------------------
 
     def count(self, side: str, action: str | None, outcome: str) -> None:
-        known = action if action and action in self.node.sides[side].methods else "unknown"
-        self.metrics.requests.labels(side, known, outcome).inc()
+        key = (side, action, outcome)
+        counter = self._counters.get(key)
+        if counter is None:  # labels() is a locked dict lookup: resolve each series once
+            known = action if action and action in self.node.sides[side].methods else "unknown"
+            counter = self._counters[key] = self.metrics.requests.labels(side, known, outcome)
+        counter.inc()
 
     def open_connection(self, conn: rtm.RtmConnection) -> None:
         self.connections.add(conn)

@@ -19,6 +19,7 @@ from parley.protocol.errors import ApiError, ErrorType, validation
 from parley.service.context import Ctx
 from parley.service.dispatch import lookup
 from parley.service.ratelimit import TokenBucket
+from parley.transport.wsfast import write_now
 
 if TYPE_CHECKING:
     from parley.node import Side
@@ -48,11 +49,18 @@ class RtmConnection:
         self._bucket = TokenBucket(web_.node.settings.rate_limit, limits.RATE_BURST)
         self._expiry: asyncio.TimerHandle | None = None
         self._closer: asyncio.Task | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._last_frame = 0.0
+        self._login_deadline = 0.0
 
     # -- Connection protocol of the bus -----------------------------------------------
 
     def deliver(self, frame: bytes, t0: float | None = None) -> None:
         if self.closing:
+            return
+        if self._writer is None and write_now(self.ws, frame):
+            if t0 is not None:
+                self.web.metrics.push_latency.observe(time.perf_counter() - t0)
             return
         self._outbox.append((frame, t0))
         if len(self._outbox) > _OUTBOX_MAX:
@@ -94,16 +102,13 @@ class RtmConnection:
     # -- the read loop -----------------------------------------------------------------
 
     async def serve(self) -> None:
-        login_deadline = time.monotonic() + limits.LOGIN_TIMEOUT_S
+        loop = asyncio.get_running_loop()
+        self._last_frame = loop.time()
+        self._login_deadline = self._last_frame + limits.LOGIN_TIMEOUT_S
+        self._watchdog = loop.call_at(self._login_deadline, self._check_idle)
         while not self.closing:
-            timeout = limits.IDLE_TIMEOUT_S
-            if not self.user_id:
-                timeout = min(timeout, login_deadline - time.monotonic())
-            try:
-                msg = await self.ws.receive(timeout=max(timeout, 0.0))
-            except TimeoutError:
-                self._push_disconnected("ping_timeout", WSCloseCode.OK)
-                break
+            msg = await self.ws.receive()
+            self._last_frame = loop.time()
             if msg.type == WSMsgType.TEXT:
                 await self.on_text(msg.data)
             elif msg.type == WSMsgType.PING:
@@ -120,10 +125,22 @@ class RtmConnection:
         elif not self.ws.closed:
             await self.ws.close(code=WSCloseCode.OK)
 
+    def _check_idle(self) -> None:
+        """One timer per connection, re-armed lazily: cheaper than a timeout on every receive."""
+        deadline = self._last_frame + limits.IDLE_TIMEOUT_S
+        if not self.user_id:
+            deadline = min(deadline, self._login_deadline)
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
+            self._push_disconnected("ping_timeout", WSCloseCode.OK)
+        else:
+            self._watchdog = loop.call_at(deadline, self._check_idle)
+
     async def cleanup(self) -> None:
         self.closing = True
-        if self._expiry is not None:
-            self._expiry.cancel()
+        for timer in (self._expiry, self._watchdog):
+            if timer is not None:
+                timer.cancel()
         if self.user_id:
             bus = self.web.node.bus
             bus.detach(self)
@@ -152,7 +169,8 @@ class RtmConnection:
                 method = lookup(self.side_cfg.methods, action, "rtm")
                 typed = m.decode(method.kind, req.payload)
                 ctx = Ctx(self.license, self.side, self.user_id, self.conn_id, t0, self.groups)
-                payload = await asyncio.wait_for(method.handler(ctx, typed), limits.REQUEST_TIMEOUT_S)
+                async with asyncio.timeout(limits.REQUEST_TIMEOUT_S):
+                    payload = await method.handler(ctx, typed)
             self.deliver(response(action, payload, request_id))
             for frame in ctx.after:
                 self.deliver(frame, t0)

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const SESSION_KEY = "parley-agent-session";
 const QUEUE_POLL_MS = 3000;
 const TYPING_IDLE_MS = 3000;
+const PEEK_TTL_MS = 20000;
 
 const state = {
   token: null, license: 1, until: 0,
@@ -392,7 +393,10 @@ function onPush(action, p) {
       if (p.thread_id) rec.threadId = p.thread_id;
       break;
     case "incoming_sneak_peek":
-      if (rec) rec.peek = p.sneak_peek.text || "";
+      if (!rec) return;
+      rec.peek = p.sneak_peek.text || "";
+      clearTimeout(rec.peekTimer); // a visitor who stopped typing is no longer typing
+      rec.peekTimer = setTimeout(() => { rec.peek = ""; renderPeek(); }, PEEK_TTL_MS);
       break;
     case "incoming_typing_indicator":
       break;

@@ -37,7 +37,7 @@
     token: null, tokenUntil: 0,
     ws: null, online: false, everOnline: false, attempt: 0, retry: 0, stopped: "",
     active: false, closed: false, typing: false, queue: null, config: null,
-    users: {}, seen: new Set(), flushing: false,
+    users: {}, seen: new Set(), ended: new Set(), flushing: false,
   };
 
   // -- DOM --------------------------------------------------------------------------------
@@ -247,8 +247,10 @@ header{padding-right:60px}
     return true;
   }
 
+  // Answers how many new messages from others it showed.
   function renderThread(thread) {
-    if (!thread) return;
+    let fresh = 0;
+    if (!thread) return fresh;
     const key = "sep:" + thread.id;
     if (!S.seen.has(key) && (thread.events || []).length) {
       S.seen.add(key);
@@ -257,7 +259,10 @@ header{padding-right:60px}
         when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) });
       place(sep, thread.order - 0.5);
     }
-    for (const ev of thread.events || []) addEvent(ev);
+    for (const ev of thread.events || []) {
+      if (addEvent(ev) && ev.author_id !== S.customerId && (ev.type === "message" || ev.type === "file")) fresh++;
+    }
+    return fresh;
   }
 
   function remember(users) { for (const u of users || []) S.users[u.id] = u; }
@@ -417,6 +422,7 @@ header{padding-right:60px}
   }
 
   async function loggedIn(r) {
+    const again = S.everOnline;
     S.online = true;
     S.everOnline = true;
     S.attempt = 0;
@@ -436,7 +442,9 @@ header{padding-right:60px}
       if (ids.length) {
         const got = await call("get_chat_threads", { chat_id: chat.id, thread_ids: ids });
         remember(got.chat.users);
-        for (const t of got.chat.threads) renderThread(t);
+        let missed = 0;
+        for (const t of got.chat.threads) missed += renderThread(t);
+        if (again && missed && !S.open) { S.unread += missed - 1; bumpUnread(); } // arrived while we were away
         const last = got.chat.threads[got.chat.threads.length - 1];
         S.active = !!(last && last.active);
         S.closed = !!last && !last.active;
@@ -474,6 +482,7 @@ header{padding-right:60px}
         if (S.typing) S.typingTimer = setTimeout(() => { S.typing = false; renderStatus(); }, TYPING_TTL);
         break;
       case "thread_closed":
+        S.ended.add(p.thread_id);
         S.active = false;
         S.closed = true;
         S.typing = false;
@@ -533,6 +542,7 @@ header{padding-right:60px}
         const item = S.outbox[0];
         showPending(item);
         const event = { type: "message", text: item.text, custom_id: item.cid };
+        let thread = "";
         try {
           if (!S.chatId) {
             const r = await call("start_chat", { chat: { thread: { events: [event] } } });
@@ -540,12 +550,14 @@ header{padding-right:60px}
             loc.set("chat", r.chat.id);
             remember(r.chat.users);
             renderThread(r.chat.thread);
+            thread = r.chat.thread.id;
           } else {
             const r = await call("send_event", { chat_id: S.chatId, event });
             addEvent(r.event);
+            thread = r.thread_id;
           }
-          S.active = true;
-          S.closed = false;
+          S.active = !S.ended.has(thread); // a thread_closed push may overtake the answer
+          S.closed = !S.active;
           dropFromOutbox(item.cid);
         } catch (e) {
           if (!e.api) break; // offline: the item waits for the next connection
