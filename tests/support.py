@@ -102,7 +102,8 @@ async def web_call(
     license_id: int = 1,
 ) -> tuple[int, Any]:
     url = f"{base}/v3.0/{side}/action/{action}?license_id={license_id}"
-    async with http.post(url, json=payload if payload is not None else {}, headers={"Authorization": f"Bearer {token}"}) as r:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.post(url, json=payload if payload is not None else {}, headers=headers) as r:
         return r.status, await r.json()
 
 

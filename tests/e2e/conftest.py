@@ -53,8 +53,10 @@ def _install_chromium() -> str:
         return f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     error = ""
-    for cmds in ([["apt-get", "install", "-y", "-q", "chromium"]],
-                 [["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]]):
+    for cmds in (
+        [["apt-get", "install", "-y", "-q", "chromium"]],
+        [["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]],
+    ):
         for cmd in cmds:
             try:
                 done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
@@ -120,8 +122,18 @@ class Tenant:
         email = f"{name.lower()}-{self.license_id}@e2e.test"
         password = "pw-" + name.lower() + "-secret"
         made = await asyncio.to_thread(
-            admin, self.server.data_dir, "agent", "create", "--license", str(self.license_id),
-            "--email", email, "--name", name, "--password", password,
+            admin,
+            self.server.data_dir,
+            "agent",
+            "create",
+            "--license",
+            str(self.license_id),
+            "--email",
+            email,
+            "--name",
+            name,
+            "--password",
+            password,
         )
         return made["agent_id"], email, password
 
@@ -131,7 +143,9 @@ class Tenant:
             (raw,) = db.execute("SELECT settings FROM licenses WHERE id = ?", (self.license_id,)).fetchone()
             settings = orjson.loads(raw)
             settings[name] = value
-            db.execute("UPDATE licenses SET settings = ? WHERE id = ?", (orjson.dumps(settings).decode(), self.license_id))
+            db.execute(
+                "UPDATE licenses SET settings = ? WHERE id = ?", (orjson.dumps(settings).decode(), self.license_id)
+            )
 
 
 async def make_tenant(server: Server, agent_name: str = "Alice") -> Tenant:
@@ -140,8 +154,18 @@ async def make_tenant(server: Server, agent_name: str = "Alice") -> Tenant:
     license_id = made["license_id"]
     email, password = f"{agent_name.lower()}-{license_id}@e2e.test", "correct horse battery"
     agent = await asyncio.to_thread(
-        admin, server.data_dir, "agent", "create", "--license", str(license_id),
-        "--email", email, "--name", agent_name, "--password", password,
+        admin,
+        server.data_dir,
+        "agent",
+        "create",
+        "--license",
+        str(license_id),
+        "--email",
+        email,
+        "--name",
+        agent_name,
+        "--password",
+        password,
     )
     return Tenant(server, license_id, email, password, agent["agent_id"])
 
@@ -169,6 +193,15 @@ class Agent:
 
     async def push(self, action: str, timeout: float = 10.0) -> dict[str, Any]:
         return (await self.rtm.push(action, timeout))["payload"]
+
+    async def heard(self, text: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The next incoming_event push carrying this text (earlier pushes are skipped)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            got = await self.push("incoming_event", max(left, 0.001))
+            if got["event"].get("text") == text:
+                return got
 
     async def say(self, chat_id: str, text: str) -> None:
         await self.rtm.call("send_event", {"chat_id": chat_id, "event": {"type": "message", "text": text}})
@@ -198,6 +231,7 @@ class Watched:
         self.page = page
         self.problems: list[str] = []
         self.dialogs: list[str] = []
+        self._tasks: set[asyncio.Future[Any]] = set()
         page.on("console", self._console)
         page.on("pageerror", lambda err: self.problems.append(f"pageerror: {err}"))
         page.on("dialog", self._dialog)
@@ -211,7 +245,9 @@ class Watched:
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
-        asyncio.ensure_future(dialog.dismiss())
+        task = asyncio.ensure_future(dialog.dismiss())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 @pytest_asyncio.fixture

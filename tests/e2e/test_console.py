@@ -31,7 +31,9 @@ async def log_in(page: Any, tenant: Tenant) -> None:
 
 
 async def routing_status(tenant: Tenant) -> str:
-    agents = await asyncio.to_thread(admin, tenant.server.data_dir, "agent", "list", "--license", str(tenant.license_id))
+    agents = await asyncio.to_thread(
+        admin, tenant.server.data_dir, "agent", "list", "--license", str(tenant.license_id)
+    )
     return str(next(a["routing_status"] for a in agents if a["email"] == tenant.email))
 
 

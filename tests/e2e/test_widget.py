@@ -90,7 +90,9 @@ async def test_widget_endpoints_allow_cross_origin(e2e_server: Server, http: aio
     async with http.options(base + "/v3.0/customer/token", headers=headers) as resp:
         assert resp.status == 204
         assert resp.headers["Access-Control-Allow-Origin"] == "*"
-    async with http.post(base + "/v3.0/customer/token", json={"license_id": 1}, headers={"Origin": "https://x.example"}) as r:
+    async with http.post(
+        base + "/v3.0/customer/token", json={"license_id": 1}, headers={"Origin": "https://x.example"}
+    ) as r:
         assert r.status == 200
         assert r.headers["Access-Control-Allow-Origin"] == "*"
         assert "Access-Control-Allow-Credentials" not in r.headers
@@ -208,7 +210,7 @@ async def test_history_for_a_returning_visitor(tenant: Tenant, agent: Agent, new
     await open_widget(other)
     await expect(other.get_by_role("log")).to_contain_text("Let me check order 4711 for you")
     await send(other, "Thanks!")
-    event = (await agent.push("incoming_event"))
+    event = await agent.push("incoming_event")
     assert event["chat_id"] == chat_id and event["event"]["text"] == "Thanks!"
     await expect(log).to_contain_text("Thanks!")  # the first tab hears its own visitor's message
 
@@ -242,14 +244,17 @@ async def test_message_sent_while_offline_is_pending_then_delivered_once(
 
         await asyncio.sleep(1)
         restarted = Server(data, "--port", str(port), env=env).start()
+        # The agent may write before the widget is back: that message must not be lost either.
+        agent = await Agent.connect(http, restarted, tenant.license_id, tenant.email, tenant.password)
+        await agent.say(chat_id, "while you were away")
         await expect(log.get_by_text(re.compile("^Pending"))).to_have_count(0, timeout=40_000)
         await expect(status).not_to_contain_text(re.compile("reconnecting", re.I))
+        await expect(log).to_contain_text("while you were away")
 
-        agent = await Agent.connect(http, restarted, tenant.license_id, tenant.email, tenant.password)
-        assert await agent.texts(chat_id) == ["before the outage", "sent while offline"]
+        texts = await agent.texts(chat_id)
+        assert sorted(texts) == sorted(["before the outage", "sent while offline", "while you were away"]), texts
         await send(page, "after the outage")
-        event = await agent.push("incoming_event")
-        assert event["event"]["text"] == "after the outage"
+        assert (await agent.heard("after the outage"))["chat_id"] == chat_id
         await page.reload()
         await expect(log).to_contain_text("after the outage")
         assert (await agent.texts(chat_id)).count("sent while offline") == 1
@@ -258,6 +263,12 @@ async def test_message_sent_while_offline_is_pending_then_delivered_once(
         for s in (srv, restarted):
             if s is not None and s.proc is not None and s.proc.poll() is None:
                 s.stop()
+
+
+async def test_unknown_licence_says_chat_is_unavailable(e2e_server: Server, new_page: Any) -> None:
+    page = (await new_page(f"{e2e_server.base}/?license_id=987654")).page
+    await page.get_by_role("button", name="Open chat").click()
+    await expect(page.get_by_role("status")).to_contain_text("not available")
 
 
 async def test_closed_thread_then_next_message_reopens(tenant: Tenant, agent: Agent, new_page: Any) -> None:
@@ -313,7 +324,9 @@ async def test_markup_in_messages_is_shown_as_text(tenant: Tenant, agent: Agent,
     assert w.dialogs == []
 
 
-async def test_prechat_form_sends_name_and_email(e2e_server: Server, http: aiohttp.ClientSession, new_page: Any) -> None:
+async def test_prechat_form_sends_name_and_email(
+    e2e_server: Server, http: aiohttp.ClientSession, new_page: Any
+) -> None:
     tenant = await make_tenant(e2e_server)
     tenant.set_license_setting("prechat_form", True)
     agent = await Agent.connect(http, e2e_server, tenant.license_id, tenant.email, tenant.password)

@@ -250,7 +250,7 @@ class SqliteStore(Store):
             for statement in statements:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, name))
-        row = conn.execute("SELECT max(m) FROM (SELECT max(ord) m FROM events UNION ALL SELECT max(ord) FROM threads)")
+        row = conn.execute("SELECT max(max(ord), max(last_event_ord), coalesce(max(closed_at), 0)) FROM threads")
         self._clock.last = max(self._clock.last, row.fetchone()[0] or 0)
 
     # -- small things ------------------------------------------------------------------
@@ -557,8 +557,8 @@ class SqliteStore(Store):
         if event.recipients == "agents":
             thread.notes_count += 1
         c.execute(
-            "UPDATE threads SET events_count = ?, notes_count = ? WHERE id = ?",
-            (thread.events_count, thread.notes_count, thread.id),
+            "UPDATE threads SET events_count = ?, notes_count = ?, last_event_ord = ? WHERE id = ?",
+            (thread.events_count, thread.notes_count, event.order, thread.id),
         )
         return event
 
@@ -944,10 +944,10 @@ class SqliteStore(Store):
             lambda c: [
                 r[0]
                 for r in c.execute(
-                    # last_activity moves when a thread opens or closes; events are looked at
-                    # directly, which keeps that update off the send path.
+                    # last_activity moves when a thread opens or closes, a thread's last_event_ord
+                    # with every event: the send path touches the thread row anyway.
                     "SELECT id FROM chats WHERE license_id = ? AND (last_activity >= ?"
-                    " OR EXISTS (SELECT 1 FROM events e WHERE e.chat_id = chats.id AND e.ord >= ?))"
+                    " OR EXISTS (SELECT 1 FROM threads t WHERE t.chat_id = chats.id AND t.last_event_ord >= ?))"
                     " ORDER BY created_at, id",
                     (license_id, since_us, since_us),
                 )
