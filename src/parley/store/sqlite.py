@@ -174,6 +174,8 @@ class SqliteStore(Store):
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA foreign_keys=ON")
+        # Pages stay in this process's cache (64 MiB) instead of being read back from the OS.
+        conn.execute("PRAGMA cache_size=-65536")
         return conn
 
     def _run(self) -> None:
