@@ -43,6 +43,7 @@ R = TypeVar("R")
 Op = Callable[..., Any]
 
 _BATCH_MAX = 512
+_CHECKPOINT_EVERY_S = 1.0
 
 _CHAT_COLS = "id, license_id, customer_id, ord, scopes, properties, active_thread_id, agent_ids, threads_count"
 _THREAD_COLS = (
@@ -152,6 +153,8 @@ class SqliteStore(Store):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None
         self._clock = ids.OrderClock()
+        self._checkpointer: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -161,12 +164,32 @@ class SqliteStore(Store):
         self._thread = threading.Thread(target=self._run, name="parley-sqlite", daemon=True)
         self._thread.start()
         await self._call(self._migrate)
+        self._checkpointer = threading.Thread(target=self._checkpoint, name="parley-sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._checkpointer is not None:
+            self._stop.set()
+            await loop.run_in_executor(None, self._checkpointer.join)
+            self._checkpointer = None
         if self._thread is not None:
             self._queue.put(None)
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+            await loop.run_in_executor(None, self._thread.join)
             self._thread = None
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL back into the database from a thread of its own. SQLite would otherwise
+        do it inside whichever COMMIT crosses 1,000 pages, and that send would wait for it.
+        PASSIVE never blocks the writer; the WAL restarts from its start once fully copied."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=10000")
+            while not self._stop.wait(_CHECKPOINT_EVERY_S):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -176,6 +199,7 @@ class SqliteStore(Store):
         conn.execute("PRAGMA foreign_keys=ON")
         # Pages stay in this process's cache (64 MiB) instead of being read back from the OS.
         conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
         return conn
 
     def _run(self) -> None:
