@@ -1,12 +1,15 @@
-"""Rules both stores apply the same way: property merging and what archive search indexes."""
+"""Rules both stores apply the same way, so that they differ only in how they read and write."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-from parley.store.records import StoredEvent
+from parley.protocol import limits
+from parley.protocol.errors import ApiError, ErrorType, validation
+from parley.store.records import Chat, Customer, MembersChange, NewEvent, ScopesChange, StoredEvent, Thread
 
 
 def merge_properties(current: dict[str, Any], update: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -48,3 +51,76 @@ def searchable(event: StoredEvent) -> str:
     if event.type == "filled_form":
         return " ".join(str(f.get("value", "")) for f in body.get("fields", []))
     return ""
+
+
+def require_groups(groups: Iterable[int], known: set[int]) -> None:
+    missing = sorted(set(groups) - known)
+    if missing:
+        raise ApiError(ErrorType.GROUP_NOT_FOUND, f"group {missing[0]} does not exist")
+
+
+def agent_groups(groups: list[int], known: set[int]) -> list[int]:
+    """An agent's groups: the given ones, which must exist, plus group 0 (every agent)."""
+    require_groups(groups, known)
+    return sorted({0, *groups})
+
+
+def rescope(chat: Chat, add: list[int], remove: list[int], known: set[int]) -> ScopesChange:
+    """Apply update_chat_scopes to chat (in place); at least one group must remain."""
+    require_groups(add, known)
+    before = set(chat.scopes)
+    after = (before | set(add)) - set(remove)
+    if not after:
+        raise validation("`remove_scopes` would leave the chat without any group")
+    chat.scopes = sorted(after)
+    return ScopesChange(chat, sorted(after - before), sorted(before - after))
+
+
+def apply_customer_changes(customer: Customer, changes: dict[str, Any]) -> None:
+    """update_customer's partial update: pages and properties merge, the rest replaces."""
+    if "name" in changes:
+        customer.name = changes["name"]
+    if "email" in changes:
+        customer.email = changes["email"]
+    monitoring = changes.get("monitoring", {})
+    if "page" in monitoring:
+        customer.monitoring["page"] = {**customer.monitoring.get("page", {}), **monitoring["page"]}
+    if "timezone" in monitoring:
+        customer.monitoring["timezone"] = monitoring["timezone"]
+    if "properties" in changes:
+        customer.properties = {**customer.properties, **changes["properties"]}
+        if len(customer.properties) > limits.CUSTOMER_PROPERTIES_MAX:
+            raise validation(f"a customer holds at most {limits.CUSTOMER_PROPERTIES_MAX} properties")
+
+
+def set_members(chat: Chat, agent_ids: list[str], scopes: list[int] | None, thread_id: str | None) -> list[str]:
+    """change_members' rule for the chat row (in place); answers the agents it had before."""
+    if thread_id is not None and chat.active_thread_id != thread_id:
+        raise ApiError(ErrorType.CHAT_INACTIVE, "the thread is no longer active")
+    before = chat.agent_ids
+    chat.agent_ids = list(dict.fromkeys(agent_ids))
+    if scopes is not None:
+        chat.scopes = scopes
+    return before
+
+
+def assign_thread(thread: Thread, chat: Chat) -> bool:
+    """change_members' rule for the active thread (in place): the first agent is its assignee,
+    none puts it in the queue. True when it enters the queue now (it goes to the end; a thread
+    that was waiting already keeps its place)."""
+    thread.user_ids = list(dict.fromkeys([*thread.user_ids, *chat.agent_ids]))
+    thread.agent_id = chat.agent_ids[0] if chat.agent_ids else None
+    was_queued = thread.queued
+    thread.queued = thread.agent_id is None
+    return thread.queued and not was_queued
+
+
+def system_event(system: tuple[str, str]) -> NewEvent:
+    kind, text = system
+    return NewEvent("system_message", None, {"text": text, "system_message_type": kind})
+
+
+def members_change(chat: Chat, thread: Thread | None, before: list[str], event: StoredEvent | None) -> MembersChange:
+    added = [a for a in chat.agent_ids if a not in before]
+    removed = [a for a in before if a not in chat.agent_ids]
+    return MembersChange(chat, thread, added, removed, event)

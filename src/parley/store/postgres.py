@@ -38,11 +38,20 @@ import asyncpg
 import orjson
 
 from parley import ids
-from parley.protocol import limits
 from parley.protocol.errors import ApiError, ErrorType, not_found, validation
 from parley.store import migrations
 from parley.store.base import ChatCheck, ChatExport, PropsChange, Store
-from parley.store.common import merge_properties, searchable
+from parley.store.common import (
+    agent_groups,
+    apply_customer_changes,
+    assign_thread,
+    members_change,
+    merge_properties,
+    rescope,
+    searchable,
+    set_members,
+    system_event,
+)
 from parley.store.records import (
     Agent,
     Appended,
@@ -466,12 +475,9 @@ class PostgresStore(Store):
         self, license_id: int, email: str, name: str, password_hash: str, groups: list[int], max_chats: int | None
     ) -> Agent:
         async def op(c: Conn) -> Agent:
-            missing = sorted(set(groups) - await self._group_ids(c, license_id))
-            if missing:
-                raise ApiError(ErrorType.GROUP_NOT_FOUND, f"group {missing[0]} does not exist")
+            all_groups = agent_groups(groups, await self._group_ids(c, license_id))
             if await c.fetchval("SELECT 1 FROM agents WHERE license_id = $1 AND email = $2", license_id, email):
                 raise validation(f"an agent with email {email} already exists")
-            all_groups = sorted({0, *groups})
             agent = Agent(ids.user_id(), license_id, email, name, password_hash, all_groups, max_chats=max_chats)
             await c.execute(
                 "INSERT INTO agents (id, license_id, email, name, password_hash, groups, routing_status, max_chats,"
@@ -556,20 +562,7 @@ class PostgresStore(Store):
             if not found:
                 raise not_found("customer")
             cur = found[0]
-            if "name" in changes:
-                cur.name = changes["name"]
-            if "email" in changes:
-                cur.email = changes["email"]
-            if "monitoring" in changes:
-                mon = changes["monitoring"]
-                if "page" in mon:
-                    cur.monitoring["page"] = {**cur.monitoring.get("page", {}), **mon["page"]}
-                if "timezone" in mon:
-                    cur.monitoring["timezone"] = mon["timezone"]
-            if "properties" in changes:
-                cur.properties = {**cur.properties, **changes["properties"]}
-                if len(cur.properties) > limits.CUSTOMER_PROPERTIES_MAX:
-                    raise validation(f"a customer holds at most {limits.CUSTOMER_PROPERTIES_MAX} properties")
+            apply_customer_changes(cur, changes)
             await c.execute(
                 "UPDATE customers SET name = $1, email = $2, monitoring = $3, properties = $4 WHERE id = $5",
                 cur.name,
@@ -841,16 +834,9 @@ class PostgresStore(Store):
     ) -> ScopesChange:
         async def op(c: Conn) -> ScopesChange:
             chat = await self._checked_chat(c, license_id, chat_id, check)
-            unknown = sorted(set(add) - await self._group_ids(c, license_id))
-            if unknown:
-                raise ApiError(ErrorType.GROUP_NOT_FOUND, f"group {unknown[0]} does not exist")
-            before = set(chat.scopes)
-            after = (before | set(add)) - set(remove)
-            if not after:
-                raise validation("`remove_scopes` would leave the chat without any group")
-            chat.scopes = sorted(after)
+            change = rescope(chat, add, remove, await self._group_ids(c, license_id))
             await c.execute("UPDATE chats SET scopes = $1 WHERE id = $2", chat.scopes, chat_id)
-            return ScopesChange(chat, sorted(after - before), sorted(before - after))
+            return change
 
         return await self._call(op)
 
@@ -972,12 +958,7 @@ class PostgresStore(Store):
     ) -> MembersChange:
         async def op(c: Conn) -> MembersChange:
             chat = await self._checked_chat(c, license_id, chat_id, check)
-            if thread_id is not None and chat.active_thread_id != thread_id:
-                raise ApiError(ErrorType.CHAT_INACTIVE, "the thread is no longer active")
-            before = chat.agent_ids
-            chat.agent_ids = list(dict.fromkeys(agent_ids))
-            if scopes is not None:
-                chat.scopes = scopes
+            before = set_members(chat, agent_ids, scopes, thread_id)
             await c.execute(
                 "UPDATE chats SET agent_ids = $1, scopes = $2 WHERE id = $3", chat.agent_ids, chat.scopes, chat_id
             )
@@ -986,14 +967,10 @@ class PostgresStore(Store):
             if chat.active_thread_id is not None:
                 row = await self._load_thread_row(c, chat.active_thread_id)
                 thread = _thread(row)
-                thread.user_ids = list(dict.fromkeys([*thread.user_ids, *chat.agent_ids]))
-                thread.agent_id = chat.agent_ids[0] if chat.agent_ids else None
-                was_queued = thread.queued
-                thread.queued = thread.agent_id is None
-                queued_at = None
-                if thread.queued:
-                    # Back in the queue keeps its place; newly queued goes to the end.
-                    queued_at = row[8] if was_queued and row[8] else self._next()
+                if assign_thread(thread, chat):
+                    queued_at: int | None = self._next()
+                else:
+                    queued_at = row[8] if thread.queued else None
                 await c.execute(
                     "UPDATE threads SET user_ids = $1, agent_id = $2, queued_at = $3 WHERE id = $4",
                     thread.user_ids,
@@ -1002,12 +979,8 @@ class PostgresStore(Store):
                     thread.id,
                 )
                 if system is not None:
-                    kind, text = system
-                    new = NewEvent("system_message", None, {"text": text, "system_message_type": kind})
-                    event = await self._insert_event(c, chat, thread, new)
-            added = [a for a in chat.agent_ids if a not in before]
-            removed = [a for a in before if a not in chat.agent_ids]
-            return MembersChange(chat, thread, added, removed, event)
+                    event = await self._insert_event(c, chat, thread, system_event(system))
+            return members_change(chat, thread, before, event)
 
         return await self._call(op)
 

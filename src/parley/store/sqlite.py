@@ -19,11 +19,21 @@ from typing import Any, TypeVar
 import orjson
 
 from parley import ids
-from parley.protocol import limits
 from parley.protocol.errors import ApiError, ErrorType, not_found, validation
 from parley.store import migrations
 from parley.store.base import ChatCheck, ChatExport, PropsChange, Store
-from parley.store.common import fts_query, merge_properties, searchable
+from parley.store.common import (
+    agent_groups,
+    apply_customer_changes,
+    assign_thread,
+    fts_query,
+    members_change,
+    merge_properties,
+    rescope,
+    searchable,
+    set_members,
+    system_event,
+)
 from parley.store.records import (
     Agent,
     Appended,
@@ -331,22 +341,20 @@ class SqliteStore(Store):
 
         return await self._call(op)
 
+    @staticmethod
+    def _group_set(c: sqlite3.Connection, license_id: int) -> set[int]:
+        return {r[0] for r in c.execute("SELECT id FROM groups WHERE license_id = ?", (license_id,))}
+
     async def group_ids(self, license_id: int) -> set[int]:
-        return await self._call(
-            lambda c: {r[0] for r in c.execute("SELECT id FROM groups WHERE license_id = ?", (license_id,))}
-        )
+        return await self._call(self._group_set, license_id)
 
     async def create_agent(
         self, license_id: int, email: str, name: str, password_hash: str, groups: list[int], max_chats: int | None
     ) -> Agent:
         def op(c: sqlite3.Connection) -> Agent:
-            known = {r[0] for r in c.execute("SELECT id FROM groups WHERE license_id = ?", (license_id,))}
-            missing = sorted(set(groups) - known)
-            if missing:
-                raise ApiError(ErrorType.GROUP_NOT_FOUND, f"group {missing[0]} does not exist")
+            all_groups = agent_groups(groups, self._group_set(c, license_id))
             if c.execute("SELECT 1 FROM agents WHERE license_id = ? AND email = ?", (license_id, email)).fetchone():
                 raise validation(f"an agent with email {email} already exists")
-            all_groups = sorted({0, *groups})
             agent = Agent(ids.user_id(), license_id, email, name, password_hash, all_groups, max_chats=max_chats)
             c.execute(
                 "INSERT INTO agents (id, license_id, email, name, password_hash, groups, routing_status, max_chats,"
@@ -442,20 +450,7 @@ class SqliteStore(Store):
             if not found:
                 raise not_found("customer")
             cur = found[0]
-            if "name" in changes:
-                cur.name = changes["name"]
-            if "email" in changes:
-                cur.email = changes["email"]
-            if "monitoring" in changes:
-                mon = changes["monitoring"]
-                if "page" in mon:
-                    cur.monitoring["page"] = {**cur.monitoring.get("page", {}), **mon["page"]}
-                if "timezone" in mon:
-                    cur.monitoring["timezone"] = mon["timezone"]
-            if "properties" in changes:
-                cur.properties = {**cur.properties, **changes["properties"]}
-                if len(cur.properties) > limits.CUSTOMER_PROPERTIES_MAX:
-                    raise validation(f"a customer holds at most {limits.CUSTOMER_PROPERTIES_MAX} properties")
+            apply_customer_changes(cur, changes)
             c.execute(
                 "UPDATE customers SET name = ?, email = ?, monitoring = ?, properties = ? WHERE id = ?",
                 (cur.name, cur.email, _j(cur.monitoring), _j(cur.properties), customer_id),
@@ -689,17 +684,9 @@ class SqliteStore(Store):
     ) -> ScopesChange:
         def op(c: sqlite3.Connection) -> ScopesChange:
             chat = self._checked_chat(c, license_id, chat_id, check)
-            known = {r[0] for r in c.execute("SELECT id FROM groups WHERE license_id = ?", (license_id,))}
-            unknown = sorted(set(add) - known)
-            if unknown:
-                raise ApiError(ErrorType.GROUP_NOT_FOUND, f"group {unknown[0]} does not exist")
-            before = set(chat.scopes)
-            after = (before | set(add)) - set(remove)
-            if not after:
-                raise validation("`remove_scopes` would leave the chat without any group")
-            chat.scopes = sorted(after)
+            change = rescope(chat, add, remove, self._group_set(c, license_id))
             c.execute("UPDATE chats SET scopes = ? WHERE id = ?", (_j(chat.scopes), chat_id))
-            return ScopesChange(chat, sorted(after - before), sorted(before - after))
+            return change
 
         return await self._call(op)
 
@@ -820,12 +807,7 @@ class SqliteStore(Store):
     ) -> MembersChange:
         def op(c: sqlite3.Connection) -> MembersChange:
             chat = self._checked_chat(c, license_id, chat_id, check)
-            if thread_id is not None and chat.active_thread_id != thread_id:
-                raise ApiError(ErrorType.CHAT_INACTIVE, "the thread is no longer active")
-            before = chat.agent_ids
-            chat.agent_ids = list(dict.fromkeys(agent_ids))
-            if scopes is not None:
-                chat.scopes = scopes
+            before = set_members(chat, agent_ids, scopes, thread_id)
             c.execute(
                 "UPDATE chats SET agent_ids = ?, scopes = ? WHERE id = ?",
                 (_j(chat.agent_ids), _j(chat.scopes), chat_id),
@@ -834,25 +816,19 @@ class SqliteStore(Store):
             event = None
             if chat.active_thread_id is not None:
                 thread = self._load_thread(c, chat.active_thread_id)
-                thread.user_ids = list(dict.fromkeys([*thread.user_ids, *chat.agent_ids]))
-                thread.agent_id = chat.agent_ids[0] if chat.agent_ids else None
-                was_queued = thread.queued
-                thread.queued = thread.agent_id is None
-                queued_at = None
-                if thread.queued:
+                if assign_thread(thread, chat):
+                    queued_at: int | None = self._clock.next()
+                elif thread.queued:
                     queued_at = c.execute("SELECT queued_at FROM threads WHERE id = ?", (thread.id,)).fetchone()[0]
-                    queued_at = queued_at if was_queued and queued_at else self._clock.next()
+                else:
+                    queued_at = None
                 c.execute(
                     "UPDATE threads SET user_ids = ?, agent_id = ?, queued_at = ? WHERE id = ?",
                     (_j(thread.user_ids), thread.agent_id, queued_at, thread.id),
                 )
                 if system is not None:
-                    kind, text = system
-                    new = NewEvent("system_message", None, {"text": text, "system_message_type": kind})
-                    event = self._insert_event(c, chat, thread, new)
-            added = [a for a in chat.agent_ids if a not in before]
-            removed = [a for a in before if a not in chat.agent_ids]
-            return MembersChange(chat, thread, added, removed, event)
+                    event = self._insert_event(c, chat, thread, system_event(system))
+            return members_change(chat, thread, before, event)
 
         return await self._call(op)
 
