@@ -245,7 +245,6 @@ def _check_customer(fields: CustomerFields | None) -> None:
 
 _FOLDS: dict[type, Callable[[dict[str, Any]], dict[str, Any]]] = {
     StartChat: _fold_start_chat,
-    UpdateChatScopes: lambda p: p,
 }
 
 _CHECKS: dict[type, Callable[[Any], None]] = {
