@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,10 @@ from parley.service.tokens import Tokens
 from parley.store.base import Store
 from parley.store.factory import open_store
 from parley.store.records import License
+
+LICENSE_TTL_S = 5.0
+"""How long a cached licence is trusted: `parley admin` on another process (or a node of the
+cluster) may change it, and SPEC §12 wants such changes to reach running nodes within 5 s."""
 
 
 @dataclass(slots=True)
@@ -54,14 +59,32 @@ class Node:
     def __init__(self, settings: Settings, store: Store | None = None, bus: Bus | None = None) -> None:
         self.settings = settings
         self.store = store or open_store(settings.data_dir, settings.database_url)
-        self.bus = bus or LocalBus()
+        self.bus = bus or self._bus(settings, self.store)
         self.chats = ChatService(self.store, self.bus)
         self.accounts = Accounts(self.store)
         self.tokens: Tokens | None = None
         self.customers: CustomerService | None = None
         self.agents: AgentService | None = None
         self.sides: dict[str, Side] = {}
-        self._licenses: dict[int, License] = {}
+        self._licenses: dict[int, tuple[License, float]] = {}
+
+    @staticmethod
+    def _bus(settings: Settings, store: Store) -> Bus:
+        if not settings.broker_url:
+            return LocalBus()
+        if not (settings.database_url or "").startswith(("postgres://", "postgresql://")):
+            # Nodes with a database each would hand out tokens, chats and queues nobody else sees.
+            raise SystemExit(
+                "parley: --broker-url needs --database-url postgresql://…: a cluster's nodes must share one database"
+            )
+        if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SystemExit(f"parley: unsupported --broker-url {settings.broker_url!r} (redis://… expected)")
+        try:
+            from parley.bus.redis import RedisBus  # imported here so a single node needs no redis package
+        except ImportError as exc:
+            raise SystemExit(f"parley: a redis:// --broker-url needs the redis package: {exc}") from None
+        # Built now, started in start(): it reads the cluster id from the database once it is open.
+        return RedisBus(settings.broker_url, store)
 
     async def start(self) -> None:
         await self.store.open()
@@ -97,16 +120,26 @@ class Node:
             on_gone=agents.disconnected,
         )
         self.sides["customer"].on_gone = self.chats.user_gone
+        await self.bus.start()
 
     async def stop(self) -> None:
+        await self.bus.stop()
         await self.store.close()
 
     async def license(self, license_id: int) -> License:
-        """The licence, or `license_not_found`; cached, since licences are never deleted."""
-        found = self._licenses.get(license_id)
+        """The licence, or `license_not_found`; cached for LICENSE_TTL_S (licences are never
+        deleted, but their settings may change under another process)."""
+        now = time.monotonic()
+        cached = self._licenses.get(license_id)
+        if cached is not None and now - cached[1] < LICENSE_TTL_S:
+            return cached[0]
+        found = await self.store.get_license(license_id)
         if found is None:
-            found = await self.store.get_license(license_id)
-            if found is None:
-                raise ApiError(ErrorType.LICENSE_NOT_FOUND, f"licence {license_id} does not exist")
-            self._licenses[license_id] = found
+            raise ApiError(ErrorType.LICENSE_NOT_FOUND, f"licence {license_id} does not exist")
+        if cached is not None:
+            # Refresh the one object in place: open connections hold it, so they see new settings too.
+            held = cached[0]
+            held.name, held.organization_id, held.settings = found.name, found.organization_id, found.settings
+            found = held
+        self._licenses[license_id] = (found, now)
         return found

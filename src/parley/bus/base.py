@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Literal, Protocol
+
+PresenceChange = Literal["came", "left", "expired"]
+PresenceWatcher = Callable[[str, str, PresenceChange], None]
+"""(user_id, side, change), for a change another node caused: "came" (now connected somewhere),
+"left" (its last connection anywhere closed: the 30 s grace of SPEC §7 starts) or "expired"
+(its node vanished without saying goodbye: gone now, no grace)."""
 
 
 class Connection(Protocol):
@@ -22,6 +28,19 @@ class Connection(Protocol):
 
 
 class Bus(ABC):
+    async def start(self) -> None:
+        """Connect to whatever carries pushes between nodes; nothing to do for a single node."""
+        return None
+
+    async def stop(self) -> None:
+        """Leave the cluster; nothing to do for a single node."""
+        return None
+
+    def watch_presence(self, watcher: PresenceWatcher) -> None:
+        """Call watcher when another node changes whether a user is present. A single node has
+        no other nodes: its own changes reach the service through the transport already."""
+        return None
+
     @abstractmethod
     def attach(self, conn: Connection) -> None: ...
 

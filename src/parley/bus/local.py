@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from parley.bus.base import Bus, Connection
 
@@ -26,6 +26,11 @@ class LocalBus(Bus):
 
     def is_present(self, user_id: str) -> bool:
         return user_id in self._by_user
+
+    def users(self) -> Iterator[tuple[str, str]]:
+        """(user_id, side) of every user with a connection here."""
+        for user_id, conns in self._by_user.items():
+            yield user_id, next(iter(conns.values())).side
 
     def publish(
         self, user_ids: Iterable[str], frame: bytes, *, exclude: int | None = None, t0: float | None = None

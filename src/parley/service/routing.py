@@ -2,6 +2,12 @@
 
 Every decision runs under the licence's lock and reads the queue and the agents' loads from
 the store, so the store stays the one source of truth (a restart loses no queued chat).
+
+In a cluster that lock is per node: two nodes may route the same licence at once. The store
+settles it: an assignment only succeeds while the thread has no agent (`only_if_unassigned`, in
+the store's serialised write step), so a thread never goes to two agents; the loser skips it.
+Presence is the cluster's (the bus), and the 30 s grace after an agent's last connection closes
+starts on every node, whichever node that connection was on.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import asyncio
 import time
 from typing import Any
 
+from parley.bus.base import PresenceChange
 from parley.protocol import limits
 from parley.protocol.errors import ApiError
 from parley.service.context import Ctx
@@ -29,6 +36,7 @@ class Router:
         self._gone_at: dict[str, float] = {}
         self._positions: dict[str, int] = {}
         self._avoid: dict[str, str] = {}
+        self.bus.watch_presence(self._presence_changed)
 
     # -- presence of agents ------------------------------------------------------------
 
@@ -38,6 +46,19 @@ class Router:
 
     def agent_came(self, agent_id: str) -> None:
         self._gone_at.pop(agent_id, None)
+
+    def _presence_changed(self, user_id: str, side: str, change: PresenceChange) -> None:
+        """Another node changed whether an agent is connected anywhere."""
+        if side != "agent":
+            return
+        if change == "came":
+            self.agent_came(user_id)
+        elif change == "left":
+            self.agent_left(user_id)
+        else:
+            # Its node died: SPEC §12 wants its agents out of routing within 30 s of that, and
+            # the hash expiring already took most of it; no second grace period on top.
+            self._gone_at.pop(user_id, None)
 
     def reachable(self, agent_id: str) -> bool:
         if self.bus.is_present(agent_id):
@@ -83,7 +104,8 @@ class Router:
                 loads[pick.id] = loads.get(pick.id, 0) + 1
                 self._last_assigned[pick.id] = time.monotonic()
                 self.forget(thread.id)
-                await self.assign(ctx, chat, thread, pick)
+                if not await self.assign(ctx, chat, thread, pick):
+                    loads[pick.id] -= 1  # another node took or closed it: the agent's slot is still free
             for position, (chat, thread) in enumerate(waiting, start=1):
                 if self._positions.get(thread.id) != position:
                     self._positions[thread.id] = position
@@ -94,7 +116,8 @@ class Router:
                     }
                     self.chats.announce(ctx, [chat.customer_id], "queue_position_updated", payload, news=True)
 
-    async def assign(self, ctx: Ctx, chat: Chat, thread: Thread, agent: Agent) -> None:
+    async def assign(self, ctx: Ctx, chat: Chat, thread: Thread, agent: Agent) -> bool:
+        """Give the waiting thread to agent; False when it is no longer waiting."""
         try:
             change = await self.store.change_members(
                 ctx.license_id,
@@ -103,10 +126,12 @@ class Router:
                 lambda c: None,
                 system=("routing.assigned", f"{agent.name} joined the chat"),
                 thread_id=thread.id,
+                only_if_unassigned=True,
             )
         except ApiError:
-            return  # closed meanwhile: nothing to assign
+            return False  # closed meanwhile, or another node (or agent) took it first
         await self.chats.members_changed(ctx, change)
+        return True
 
     def avoid(self, thread_id: str, agent_id: str) -> None:
         """Route this thread to anyone but agent_id if anyone else can take it (a transfer away)."""

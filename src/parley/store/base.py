@@ -178,11 +178,14 @@ class Store(ABC):
         scopes: list[int] | None = None,
         system: tuple[str, str] | None = None,
         thread_id: str | None = None,
+        only_if_unassigned: bool = False,
     ) -> MembersChange:
         """Make agent_ids the chat's agents (the first is the active thread's assignee; none
         puts the thread back in the queue), optionally replace its scopes, and store a
         system message (type, text) in the active thread. With thread_id: `chat_inactive`
-        unless that thread is still the active one."""
+        unless that thread is still the active one. With only_if_unassigned (the router's
+        assignments): `AlreadyAssigned` (a `chat_inactive` ApiError) when the chat has an agent
+        already, so that routers of several nodes never give one thread to two agents."""
 
     @abstractmethod
     async def queued_threads(self, license_id: int) -> list[tuple[Chat, Thread]]:

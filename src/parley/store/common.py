@@ -93,10 +93,25 @@ def apply_customer_changes(customer: Customer, changes: dict[str, Any]) -> None:
             raise validation(f"a customer holds at most {limits.CUSTOMER_PROPERTIES_MAX} properties")
 
 
-def set_members(chat: Chat, agent_ids: list[str], scopes: list[int] | None, thread_id: str | None) -> list[str]:
+class AlreadyAssigned(ApiError):
+    """change_members(only_if_unassigned=True) found an agent there already: another node's router
+    (or an agent joining by hand) got there first. The router skips the thread."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorType.CHAT_INACTIVE, "the thread already has an agent")
+
+
+def set_members(
+    chat: Chat, agent_ids: list[str], scopes: list[int] | None, thread_id: str | None, only_if_unassigned: bool = False
+) -> list[str]:
     """change_members' rule for the chat row (in place); answers the agents it had before."""
     if thread_id is not None and chat.active_thread_id != thread_id:
         raise ApiError(ErrorType.CHAT_INACTIVE, "the thread is no longer active")
+    # A chat's agents are its active thread's (a new thread starts with none), so "the chat has
+    # agents" is "the thread is assigned". Checked inside the store's serialised write step, this
+    # is what keeps two nodes routing at once from giving one thread to two agents.
+    if only_if_unassigned and chat.agent_ids:
+        raise AlreadyAssigned()
     before = chat.agent_ids
     chat.agent_ids = list(dict.fromkeys(agent_ids))
     if scopes is not None:

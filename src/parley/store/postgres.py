@@ -955,10 +955,11 @@ class PostgresStore(Store):
         scopes: list[int] | None = None,
         system: tuple[str, str] | None = None,
         thread_id: str | None = None,
+        only_if_unassigned: bool = False,
     ) -> MembersChange:
         async def op(c: Conn) -> MembersChange:
             chat = await self._checked_chat(c, license_id, chat_id, check)
-            before = set_members(chat, agent_ids, scopes, thread_id)
+            before = set_members(chat, agent_ids, scopes, thread_id, only_if_unassigned)
             await c.execute(
                 "UPDATE chats SET agent_ids = $1, scopes = $2 WHERE id = $3", chat.agent_ids, chat.scopes, chat_id
             )

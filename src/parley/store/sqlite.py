@@ -804,10 +804,11 @@ class SqliteStore(Store):
         scopes: list[int] | None = None,
         system: tuple[str, str] | None = None,
         thread_id: str | None = None,
+        only_if_unassigned: bool = False,
     ) -> MembersChange:
         def op(c: sqlite3.Connection) -> MembersChange:
             chat = self._checked_chat(c, license_id, chat_id, check)
-            before = set_members(chat, agent_ids, scopes, thread_id)
+            before = set_members(chat, agent_ids, scopes, thread_id, only_if_unassigned)
             c.execute(
                 "UPDATE chats SET agent_ids = ?, scopes = ? WHERE id = ?",
                 (_j(chat.agent_ids), _j(chat.scopes), chat_id),
@@ -906,8 +907,7 @@ class SqliteStore(Store):
             base = f"FROM threads t JOIN chats ch ON ch.id = t.chat_id WHERE {where}"
             total = c.execute(f"SELECT count(*) {base}", args).fetchone()[0]
             rows = c.execute(
-                f"SELECT {_cols(_THREAD_COLS, 't')} {base}"
-                " ORDER BY t.ord DESC LIMIT ? OFFSET ?",
+                f"SELECT {_cols(_THREAD_COLS, 't')} {base} ORDER BY t.ord DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset],
             ).fetchall()
             found = []
