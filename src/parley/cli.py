@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     _add_store_flags(p)
 
+    p = lic.add_parser("set", help="change a licence's settings (they reach running servers within 5 s)")
+    p.add_argument("--license", type=int, required=True)
+    p.add_argument("--prechat-form", choices=["on", "off"], help="ask visitors for name and e-mail first")
+    p.add_argument("--public-agent-email", choices=["on", "off"], help="show agents' e-mails to visitors")
+    p.add_argument("--max-chats-per-agent", type=int, help="default concurrent chats per agent")
+    _add_store_flags(p)
+
     grp = nouns.add_parser("group").add_subparsers(dest="verb", required=True)
     p = grp.add_parser("create")
     p.add_argument("--license", type=int, required=True)
@@ -126,6 +133,7 @@ async def _admin(args: argparse.Namespace) -> None:
         accounts = Accounts(store)
         action: dict[tuple[str, str | None], Callable[[], Awaitable[Any]]] = {
             ("license", "create"): lambda: accounts.create_license(args.name),
+            ("license", "set"): lambda: accounts.set_license(args.license, _license_changes(args)),
             ("group", "create"): lambda: accounts.create_group(args.license, args.name),
             ("agent", "create"): lambda: accounts.create_agent(
                 args.license, args.email, args.name, args.password, args.group, args.max_chats
@@ -139,6 +147,17 @@ async def _admin(args: argparse.Namespace) -> None:
         print(json.dumps(result))
     finally:
         await store.close()
+
+
+def _license_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for flag in ("prechat_form", "public_agent_email"):
+        value = getattr(args, flag)
+        if value is not None:
+            changes[flag] = value == "on"
+    if args.max_chats_per_agent is not None:
+        changes["max_chats_per_agent"] = args.max_chats_per_agent
+    return changes
 
 
 async def _export(store: Any, license_id: int, since: str | None) -> None:

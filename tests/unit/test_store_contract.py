@@ -873,3 +873,16 @@ async def test_closed_store_refuses_writes(pg_url: str) -> None:
     await store.close()
     with pytest.raises(RuntimeError):
         await store.create_license("late")
+
+
+async def test_licence_settings_merge(store: Store) -> None:
+    lic = await store.create_license("Settings")
+    first = await store.update_license_settings(lic.id, {"prechat_form": True})
+    assert first.settings == {"prechat_form": True}
+    second = await store.update_license_settings(lic.id, {"max_chats_per_agent": 3})
+    assert second.settings == {"prechat_form": True, "max_chats_per_agent": 3}
+    found = await store.get_license(lic.id)
+    assert found is not None and found.settings == second.settings
+    with pytest.raises(ApiError) as caught:
+        await store.update_license_settings(10**9, {"prechat_form": True})
+    assert caught.value.kind is ErrorType.LICENSE_NOT_FOUND

@@ -29,6 +29,16 @@ class Accounts:
         license = await self.store.create_license(name)
         return {"license_id": license.id, "organization_id": license.organization_id}
 
+    async def set_license(self, license_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Licence settings: `prechat_form` and `public_agent_email` (bool), `max_chats_per_agent` (1-100)."""
+        if not changes:
+            raise validation("give at least one setting to change")
+        limit = changes.get("max_chats_per_agent")
+        if limit is not None and not 1 <= limit <= 100:
+            raise validation("`--max-chats-per-agent` must be between 1 and 100")
+        license = await self.store.update_license_settings(license_id, changes)
+        return {"license_id": license.id, "settings": license.settings}
+
     async def _require_license(self, license_id: int) -> License:
         license = await self.store.get_license(license_id)
         if license is None:

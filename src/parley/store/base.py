@@ -59,6 +59,10 @@ class Store(ABC):
     async def get_license_by_org(self, organization_id: str) -> License | None: ...
 
     @abstractmethod
+    async def update_license_settings(self, license_id: int, changes: dict[str, Any]) -> License:
+        """Merge changes into the licence's settings (`license_not_found` for an unknown one)."""
+
+    @abstractmethod
     async def create_group(self, license_id: int, name: str, group_id: int | None = None) -> int: ...
 
     @abstractmethod

@@ -448,6 +448,20 @@ class PostgresStore(Store):
     async def get_license_by_org(self, organization_id: str) -> License | None:
         return await self._license_where("organization_id", organization_id)
 
+    async def update_license_settings(self, license_id: int, changes: dict[str, Any]) -> License:
+        async def op(c: Conn) -> License:
+            row = await c.fetchrow(
+                "UPDATE licenses SET settings = settings || $1::jsonb WHERE id = $2"
+                " RETURNING id, name, organization_id, settings",
+                changes,
+                license_id,
+            )
+            if row is None:
+                raise ApiError(ErrorType.LICENSE_NOT_FOUND, f"licence {license_id} does not exist")
+            return License(row[0], row[1], row[2], row[3])
+
+        return await self._call(op)
+
     async def _license_where(self, column: str, value: Any) -> License | None:
         row = await self.pool.fetchrow(
             f"SELECT id, name, organization_id, settings FROM licenses WHERE {column} = $1", value

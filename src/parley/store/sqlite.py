@@ -323,6 +323,17 @@ class SqliteStore(Store):
     async def get_license_by_org(self, organization_id: str) -> License | None:
         return await self._call(self._license_where, "organization_id", organization_id)
 
+    async def update_license_settings(self, license_id: int, changes: dict[str, Any]) -> License:
+        def op(c: sqlite3.Connection) -> License:
+            license = self._license_where(c, "id", license_id)
+            if license is None:
+                raise ApiError(ErrorType.LICENSE_NOT_FOUND, f"licence {license_id} does not exist")
+            license.settings = {**license.settings, **changes}
+            c.execute("UPDATE licenses SET settings = ? WHERE id = ?", (_j(license.settings), license_id))
+            return license
+
+        return await self._call(op)
+
     @staticmethod
     def _license_where(c: sqlite3.Connection, column: str, value: Any) -> License | None:
         row = c.execute(
