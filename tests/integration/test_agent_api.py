@@ -4,11 +4,9 @@ archives, events, notes, typing, pushes from customers, bans and the Web API."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-import pytest
 
 from tests.integration.test_agent_support import (
     PASSWORD,
@@ -20,22 +18,9 @@ from tests.integration.test_agent_support import (
     agent_ids,
     message,
     now,
-    serve,
     texts,
 )
-from tests.support import Rtm, Server, customer_token
-
-
-@pytest.fixture(scope="module")
-def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve(tmp_path_factory)
-
-
-@pytest.fixture
-async def sites(agent_server: Server, http: aiohttp.ClientSession) -> AsyncIterator[Sites]:
-    made = Sites(agent_server, http)
-    yield made
-    await made.close()
+from tests.support import Rtm, customer_token
 
 
 async def routed_chat(site: Site, agent: AgentConn, text: str = "hello") -> tuple[CustomerConn, dict]:

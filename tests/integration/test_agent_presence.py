@@ -5,10 +5,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-
-import aiohttp
-import pytest
+from collections.abc import Awaitable, Callable
 
 from tests.integration.test_agent_support import (
     AgentConn,
@@ -16,21 +13,7 @@ from tests.integration.test_agent_support import (
     Sites,
     agent_ids,
     now,
-    serve,
 )
-from tests.support import Server
-
-
-@pytest.fixture(scope="module")
-def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve(tmp_path_factory)
-
-
-@pytest.fixture
-async def sites(agent_server: Server, http: aiohttp.ClientSession) -> AsyncIterator[Sites]:
-    made = Sites(agent_server, http)
-    yield made
-    await made.close()
 
 
 async def user_in_chat(conn: AgentConn | CustomerConn, chat: dict, user_id: str) -> dict:

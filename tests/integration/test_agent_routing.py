@@ -4,10 +4,6 @@ queue positions, capacity, routing status, scopes and re-routing. Every test has
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-
-import aiohttp
-import pytest
 
 from tests.integration.test_agent_support import (
     AGENT_USER_KEYS,
@@ -17,21 +13,7 @@ from tests.integration.test_agent_support import (
     Sites,
     agent_ids,
     message,
-    serve,
 )
-from tests.support import Server
-
-
-@pytest.fixture(scope="module")
-def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve(tmp_path_factory)
-
-
-@pytest.fixture
-async def sites(agent_server: Server, http: aiohttp.ClientSession) -> AsyncIterator[Sites]:
-    made = Sites(agent_server, http)
-    yield made
-    await made.close()
 
 
 async def new_chat(site: Site, groups: list[int] | None = None, text: str = "hi") -> tuple[CustomerConn, dict]:

@@ -7,32 +7,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-import aiohttp
-import pytest
-
-from tests.integration.test_agent_support import AgentConn, Conn, CustomerConn, Sites, message, serve
-from tests.support import Server
+from tests.integration.test_agent_support import AgentConn, Conn, CustomerConn, Sites, message
 
 CUSTOMERS = 20
 MAX_CHATS = 3
 # Customers i with i % 5 in SUPPORT_SLOTS ask for Support (8 of 20); the others ask for Sales (12).
 SUPPORT_SLOTS = (1, 3)
 ROUNDS = 2
-
-
-@pytest.fixture(scope="module")
-def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve(tmp_path_factory)
-
-
-@pytest.fixture
-async def sites(agent_server: Server, http: aiohttp.ClientSession) -> AsyncIterator[Sites]:
-    made = Sites(agent_server, http)
-    yield made
-    await made.close()
 
 
 @dataclass

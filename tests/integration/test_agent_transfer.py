@@ -3,11 +3,6 @@ remove_user_from_chat and transfer_chat, with the pushes each one owes the chat'
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
-import aiohttp
-import pytest
-
 from tests.integration.test_agent_support import (
     AgentConn,
     CustomerConn,
@@ -15,22 +10,8 @@ from tests.integration.test_agent_support import (
     Sites,
     agent_ids,
     message,
-    serve,
     texts,
 )
-from tests.support import Server
-
-
-@pytest.fixture(scope="module")
-def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve(tmp_path_factory)
-
-
-@pytest.fixture
-async def sites(agent_server: Server, http: aiohttp.ClientSession) -> AsyncIterator[Sites]:
-    made = Sites(agent_server, http)
-    yield made
-    await made.close()
 
 
 async def chat_with(site: Site, agent: AgentConn, groups: list[int] | None = None) -> tuple[CustomerConn, dict]:
