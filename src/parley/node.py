@@ -13,11 +13,14 @@ from parley.bus.local import LocalBus
 from parley.config import Settings
 from parley.protocol import methods as m
 from parley.protocol.errors import ApiError, ErrorType
+from parley.protocol.v35 import Login as V35Login
 from parley.service.accounts import Accounts
 from parley.service.agents import AgentService
 from parley.service.chats import ChatService
 from parley.service.context import Ctx
 from parley.service.customers import CustomerService
+from parley.service.dialect_v35 import CustomerV35
+from parley.service.dialect_v35 import methods as v35_methods
 from parley.service.dispatch import Method, agent_methods, customer_methods
 from parley.service.tokens import Tokens
 from parley.store.base import Store
@@ -66,6 +69,8 @@ class Node:
         self.customers: CustomerService | None = None
         self.agents: AgentService | None = None
         self.sides: dict[str, Side] = {}
+        self.v35_sides: dict[str, Side] = {}
+        """The LiveChat-SDK dialect (SPEC §11): its customer side, on the same services."""
         self._licenses: dict[int, tuple[License, float]] = {}
 
     @staticmethod
@@ -120,6 +125,16 @@ class Node:
             on_gone=agents.disconnected,
         )
         self.sides["customer"].on_gone = self.chats.user_gone
+        v35 = CustomerV35(self.chats, customers)
+        self.v35_sides["customer"] = Side(
+            "customer",
+            V35Login,
+            customer_auth,
+            v35.login,
+            v35_methods(v35),
+            "customer_disconnected",
+            on_gone=self.chats.user_gone,
+        )
         await self.bus.start()
 
     async def stop(self) -> None:

@@ -12,7 +12,7 @@ import orjson
 from aiohttp import WSCloseCode, web
 
 from parley.node import Node, Side
-from parley.protocol import limits
+from parley.protocol import limits, v35
 from parley.protocol import methods as m
 from parley.protocol.envelope import push
 from parley.protocol.errors import ApiError, ErrorType, too_large, validation
@@ -20,7 +20,7 @@ from parley.service.context import Ctx
 from parley.service.dispatch import lookup
 from parley.service.ratelimit import KeyedBuckets, WindowCounter
 from parley.store.records import License
-from parley.transport import pages, rtm
+from parley.transport import pages, rtm, rtm_v35
 from parley.transport.metrics import Metrics
 
 log = logging.getLogger("parley.http")
@@ -57,6 +57,8 @@ class Web:
         self.connections: set[rtm.RtmConnection] = set()
         self.web_buckets = KeyedBuckets(node.settings.rate_limit, limits.RATE_BURST)
         self.new_customers_per_ip = WindowCounter(node.settings.token_rate_per_min, 60.0)
+        self._orgs: dict[str, int] = {}
+        """organization_id -> license_id; both are fixed for a licence's life, so never stale."""
         node.chats.on_events_stored = self.metrics.events_stored.inc
 
     # -- bookkeeping used by rtm -------------------------------------------------------
@@ -65,7 +67,8 @@ class Web:
         key = (side, action, outcome)
         counter = self._counters.get(key)
         if counter is None:  # labels() is a locked dict lookup: resolve each series once
-            known = action if action and action in self.node.sides[side].methods else "unknown"
+            methods = (self.node.sides[side].methods, self.node.v35_sides.get(side, self.node.sides[side]).methods)
+            known = action if action and any(action in table for table in methods) else "unknown"
             counter = self._counters[key] = self.metrics.requests.labels(side, known, outcome)
         counter.inc()
 
@@ -81,8 +84,11 @@ class Web:
 
     async def license_from_query(self, request: web.Request) -> License:
         raw = request.query.get("license_id")
+        org = request.query.get("organization_id")
+        if raw is None and org is not None:
+            return await self.license_by_org(org)
         if raw is None:
-            raise validation("query parameter `license_id` is required")
+            raise validation("query parameter `license_id` (or `organization_id`) is required")
         try:
             license_id = int(raw)
         except ValueError:
@@ -91,11 +97,27 @@ class Web:
             raise validation("query parameter `license_id` must be a positive integer")
         return await self.node.license(license_id)
 
+    async def license_by_org(self, organization_id: str) -> License:
+        """The tenant of `organization_id=<uuid>` (the SDK dialect's query parameter, SPEC §11)."""
+        license_id = self._orgs.get(organization_id)
+        if license_id is None:
+            found = await self.node.store.get_license_by_org(organization_id)
+            if found is None:
+                raise ApiError(ErrorType.LICENSE_NOT_FOUND, f"organization {organization_id!r} does not exist")
+            license_id = self._orgs[organization_id] = found.id
+        return await self.node.license(license_id)
+
     def side_of(self, request: web.Request) -> Side:
         version = request.match_info["version"]
+        side = request.match_info["side"]
+        if version in v35.VERSIONS and side in self.node.v35_sides:
+            return self.node.v35_sides[side]
         if version not in SUPPORTED_VERSIONS:
-            raise ApiError(ErrorType.UNSUPPORTED_VERSION, f"API version {version} is not supported; use v3.0")
-        return self.node.sides[request.match_info["side"]]
+            raise ApiError(
+                ErrorType.UNSUPPORTED_VERSION,
+                f"API version {version} is not supported here; use v3.0 (or v3.4 to v3.7 for the customer API)",
+            )
+        return self.node.sides[side]
 
     async def read_json(self, request: web.Request, limit: int = limits.FRAME_MAX_BYTES) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > limit:
@@ -232,6 +254,8 @@ class Web:
             license = await self.license_from_query(request)
         except ApiError as exc:
             return _error(exc)
+        if side is self.node.v35_sides.get(side.name):
+            return await rtm.handle(self, request, side, license, rtm_v35.RtmV35Connection)
         return await rtm.handle(self, request, side, license)
 
     async def customer_config(self, request: web.Request) -> web.Response:

@@ -32,7 +32,7 @@ _ASSETS: dict[str, tuple[str, str]] = {
 _HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 
 # Customer endpoints a widget on another origin calls (the RTM WebSocket needs no CORS).
-_CORS_PATHS = re.compile(r"^/v3\.0/customer/(?:token|config|action/[A-Za-z_]+)$")
+_CORS_PATHS = re.compile(r"^/v3\.(?:0/customer/(?:token|config)|[04-7]/customer/action/[A-Za-z_]+)$")
 
 
 def page_csp(request: web.Request, *, frame_ancestors: str) -> str:
@@ -153,7 +153,7 @@ def add_cors(app: web.Application) -> None:
     """CORS for the customer token, config and Web API endpoints (preflight + response header)."""
     app.router.add_route("OPTIONS", "/v3.0/customer/token", preflight)
     app.router.add_route("OPTIONS", "/v3.0/customer/config", preflight)
-    app.router.add_route("OPTIONS", "/v3.0/customer/action/{action}", preflight)
+    app.router.add_route("OPTIONS", r"/{version:v3\.[04-7]}/customer/action/{action}", preflight)
     app.on_response_prepare.append(_cors_on_customer_api)
 
 

@@ -221,11 +221,14 @@ class RtmConnection:
         )
 
 
-async def handle(web_: Web, request: web.Request, side: Side, license: License) -> web.WebSocketResponse:
+async def handle(
+    web_: Web, request: web.Request, side: Side, license: License, conn_class: type[RtmConnection] = RtmConnection
+) -> web.WebSocketResponse:
     # aiohttp refuses a message of max_msg_size bytes or more; SPEC refuses only those over 64 KiB.
+    # conn_class: the LiveChat-SDK dialect's connection (rtm_v35) subclasses RtmConnection.
     ws = web.WebSocketResponse(max_msg_size=limits.FRAME_MAX_BYTES + 1, autoping=False)
     await ws.prepare(request)
-    conn = RtmConnection(web_, ws, side, license)
+    conn = conn_class(web_, ws, side, license)
     web_.open_connection(conn)
     try:
         await conn.serve()
