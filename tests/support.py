@@ -43,7 +43,7 @@ class Server:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.stdout_lines.append(line.rstrip("\n"))
-            found = re.search(r"listening on (http://\S+)", line)
+            found = re.search(r"listening on (https?://\S+)", line)
             if found:
                 self.base = found.group(1)
                 return self
@@ -51,7 +51,7 @@ class Server:
 
     @property
     def ws_base(self) -> str:
-        return self.base.replace("http://", "ws://", 1)
+        return "ws" + self.base[len("http") :]  # http -> ws, https -> wss
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         assert self.proc is not None

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="new customer tokens per client IP per minute (0 = off)",
     )
     serve.add_argument("--log-level", default=_env("log_level", "INFO"))
+    serve.add_argument(
+        "--tls-cert", type=Path, default=_env("tls_cert", None), help="PEM certificate (chain): serve https and wss"
+    )
+    serve.add_argument("--tls-key", type=Path, default=_env("tls_key", None), help="PEM private key of --tls-cert")
 
     admin = sub.add_parser("admin", help="operator commands (JSON on stdout)")
     nouns = admin.add_subparsers(dest="noun", required=True)
@@ -100,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from parley.serve import run
 
+        if (args.tls_cert is None) != (args.tls_key is None):
+            print("parley: give both --tls-cert and --tls-key, or neither", file=sys.stderr)
+            return 2
         settings = Settings(
             host=args.host,
             port=args.port,
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             rate_limit=args.rate_limit,
             token_rate_per_min=args.token_rate_per_min,
             log_level=args.log_level,
+            tls_cert=args.tls_cert and Path(args.tls_cert),
+            tls_key=args.tls_key and Path(args.tls_key),
         )
         return run(settings)
     try:

@@ -20,3 +20,6 @@ class Settings:
     rate_limit: float = limits.RATE_PER_SECOND
     token_rate_per_min: int = limits.CUSTOMER_TOKENS_PER_IP_PER_MIN
     log_level: str = "INFO"
+    # Optional TLS: both or neither (real LiveChat SDKs connect with a fixed https:// / wss:// scheme).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None

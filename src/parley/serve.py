@@ -8,6 +8,7 @@ import gc
 import logging
 import secrets
 import signal
+import ssl
 import sys
 
 import uvloop
@@ -36,25 +37,37 @@ async def ensure_demo(node: Node) -> str:
     return password
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """A server TLS context from --tls-cert/--tls-key; None serves plain HTTP. A bad file is an
+    OSError / SSLError, reported as one line like every start-up error."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
 async def serve(settings: Settings) -> None:
+    tls = tls_context(settings)  # before the database opens: a bad certificate fails fast
     node = Node(settings)
     await node.start()
     app = create_app(node)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, ssl_context=tls)
     await site.start()
     host, port = runner.addresses[0][:2]
     shown = f"[{host}]" if ":" in host else host
+    scheme = "https" if tls else "http"
     if settings.demo:
         password = await ensure_demo(node)
-        print(f"demo widget page: http://{shown}:{port}/?license_id=1")
-        print(f"agent console: http://{shown}:{port}/agent/?license_id=1")
+        print(f"demo widget page: {scheme}://{shown}:{port}/?license_id=1")
+        print(f"agent console: {scheme}://{shown}:{port}/agent/?license_id=1")
         print(f"agent login: {DEMO_EMAIL} {password}")
     # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's
     # full collections, whose pause grows with the number of objects they walk.
     gc.freeze()
-    print(f"listening on http://{shown}:{port}", flush=True)
+    print(f"listening on {scheme}://{shown}:{port}", flush=True)
     log.info("listening", extra={"host": host, "port": port})
 
     stop = asyncio.Event()

@@ -49,7 +49,7 @@ class V35Conn(CustomerConn):
 
 
 async def v35_rtm(site: Site, version: str = "v3.5", query: str | None = None) -> Rtm:
-    query = query or f"organization_id={await org_of(site)}"
+    query = f"organization_id={await org_of(site)}" if query is None else query
     ws = await site.http.ws_connect(f"{site.server.ws_base}/{version}/customer/rtm/ws?{query}")
     return Rtm(ws)
 
@@ -67,7 +67,7 @@ async def v35_customer(site: Site, token: Payload | None = None, version: str = 
 async def v35_web(
     site: Site, token: str, action: str, payload: Any = None, version: str = "v3.5", query: str | None = None
 ) -> tuple[int, Any]:
-    query = query or f"organization_id={await org_of(site)}"
+    query = f"organization_id={await org_of(site)}" if query is None else query
     url = f"{site.server.base}/{version}/customer/action/{action}?{query}"
     headers = {"Authorization": f"Bearer {token}"}
     async with site.http.post(url, json=payload if payload is not None else {}, headers=headers) as resp:
