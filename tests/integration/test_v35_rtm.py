@@ -161,6 +161,12 @@ async def test_deactivate_and_resume(sites: Sites) -> None:
     err = await me.error("deactivate_chat", {"id": chat_id})
     assert err["type"] == "chat_inactive"
 
+    unknown_group = {"chat": {"id": chat_id, "access": {"group_ids": [77]}, "thread": {"events": [message("x")]}}}
+    assert (await me.error("resume_chat", unknown_group))["type"] == "group_not_found"
+    too_big = {"chat": {"id": chat_id, "thread": {"events": [message("x" * 17000)]}}}
+    assert (await me.error("resume_chat", too_big))["type"] == "entity_too_large"
+    assert (await me.call("get_chat", {"chat_id": chat_id}))["thread"]["active"] is False
+
     payload = {"chat": {"id": chat_id, "thread": {"events": [message("back")]}}, "continuous": True}
     frame, pushed = await me.echo("resume_chat", payload, "incoming_chat")
     second = frame["payload"]["thread_id"]
@@ -171,6 +177,9 @@ async def test_deactivate_and_resume(sites: Sites) -> None:
 
     threads = await me.call("list_threads", {"chat_id": chat_id, "sort_order": "asc"})
     assert [t["id"] for t in threads["threads"]] == [first, second] and threads["found_threads"] == 2
+    newest = await me.call("get_chat", {"chat_id": chat_id})
+    assert newest["thread"]["id"] == second and newest["thread"]["previous_thread_id"] == first
+    assert "next_thread_id" not in newest["thread"]
     old = await me.call("get_chat", {"chat_id": chat_id, "thread_id": first})
     assert old["thread"]["active"] is False and old["thread"]["next_thread_id"] == second
     err = await me.error("get_chat", {"chat_id": chat_id, "thread_id": "NOSUCHTHREAD"})

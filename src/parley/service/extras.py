@@ -11,10 +11,11 @@ from typing import Any
 
 from parley.protocol import limits
 from parley.protocol import methods as m
-from parley.protocol.errors import ApiError, ErrorType, not_found, validation
+from parley.protocol.errors import not_found, validation
 from parley.service import views
 from parley.service.chats import ChatService
 from parley.service.context import Ctx
+from parley.store.common import require_groups
 from parley.store.records import Chat, NewEvent, StoredEvent, Thread
 
 _RESUMED = ("chat_resumed", "the customer resumed the chat")
@@ -146,10 +147,7 @@ class Extras:
         if chat.active_thread_id is not None:
             raise validation("the chat is already active (resume_chat needs an inactive chat)")
         if req.chat.scopes is not None:
-            known = await self.store.group_ids(ctx.license_id)
-            unknown = [g for g in req.chat.scopes.groups if g not in known]
-            if unknown:
-                raise ApiError(ErrorType.GROUP_NOT_FOUND, f"group {unknown[0]} does not exist")
+            require_groups(req.chat.scopes.groups, await self.store.group_ids(ctx.license_id))
         events = [await chats.new_event(ctx, e, f"chat.thread.events[{i}]") for i, e in enumerate(req.initial_events())]
         customs = [e.custom_id for e in events if e.custom_id is not None]
         if len(customs) != len(set(customs)):
