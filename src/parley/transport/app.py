@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -53,32 +55,52 @@ class Web:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.metrics = Metrics()
-        self._counters: dict[tuple[str, str | None, str], Any] = {}
+        self._request_keys: dict[tuple[str, str | None, str], tuple[str, str, str]] = {}
         self.connections: set[rtm.RtmConnection] = set()
+        self._sweeper: asyncio.Task | None = None
         self.web_buckets = KeyedBuckets(node.settings.rate_limit, limits.RATE_BURST)
         self.new_customers_per_ip = WindowCounter(node.settings.token_rate_per_min, 60.0)
         self._orgs: dict[str, int] = {}
         """organization_id -> license_id; both are fixed for a licence's life, so never stale."""
-        node.chats.on_events_stored = self.metrics.events_stored.inc
+        node.chats.on_events_stored = self.metrics.count_events
 
     # -- bookkeeping used by rtm -------------------------------------------------------
 
     def count(self, side: str, action: str | None, outcome: str) -> None:
         key = (side, action, outcome)
-        counter = self._counters.get(key)
-        if counter is None:  # labels() is a locked dict lookup: resolve each series once
+        series = self._request_keys.get(key)
+        if series is None:  # an unknown action is counted as "unknown", not as a new series
             methods = (self.node.sides[side].methods, self.node.v35_sides.get(side, self.node.sides[side]).methods)
             known = action if action and any(action in table for table in methods) else "unknown"
-            counter = self._counters[key] = self.metrics.requests.labels(side, known, outcome)
-        counter.inc()
+            series = self._request_keys[key] = (side, known, outcome)
+        self.metrics.requests[series] += 1
+
+    async def sweep_requests(self) -> None:
+        """Time out RTM requests running longer than REQUEST_TIMEOUT_S (checked once a second)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            oldest = loop.time() - limits.REQUEST_TIMEOUT_S
+            for conn in self.connections:
+                if conn.busy_since and conn.busy_since <= oldest:
+                    conn.time_out()
+
+    async def start_sweeper(self, app: web.Application) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self.sweep_requests())
+
+    async def stop_sweeper(self, app: web.Application) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
 
     def open_connection(self, conn: rtm.RtmConnection) -> None:
         self.connections.add(conn)
-        self.metrics.connections.labels(conn.side).inc()
+        self.metrics.connections[conn.side] += 1
 
     def close_connection(self, conn: rtm.RtmConnection) -> None:
         self.connections.discard(conn)
-        self.metrics.connections.labels(conn.side).dec()
+        self.metrics.connections[conn.side] -= 1
 
     # -- request helpers ---------------------------------------------------------------
 
@@ -333,6 +355,8 @@ def create_app(node: Node) -> web.Application:
     app.router.add_get("/files/{token}", web_.file)
     app.router.add_get("/healthz", web_.healthz)
     app.router.add_get("/metrics", web_.metrics_page)
+    app.on_startup.append(web_.start_sweeper)
     app.on_shutdown.append(web_.shutdown)
+    app.on_cleanup.append(web_.stop_sweeper)
     pages.add_routes(app)
     return app

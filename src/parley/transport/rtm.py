@@ -52,6 +52,10 @@ class RtmConnection:
         self._watchdog: asyncio.TimerHandle | None = None
         self._last_frame = 0.0
         self._login_deadline = 0.0
+        self.busy_since = 0.0
+        """Loop time at which the request in flight began; 0 when none is. See `time_out`."""
+        self._task: asyncio.Task | None = None
+        self._timed_out = False
 
     # -- Connection protocol of the bus -----------------------------------------------
 
@@ -101,8 +105,18 @@ class RtmConnection:
 
     # -- the read loop -----------------------------------------------------------------
 
+    def time_out(self) -> None:
+        """The node's sweeper found the request in flight older than REQUEST_TIMEOUT_S: cancel it.
+
+        One sweep a second over all connections replaces an `asyncio.timeout` per request, whose
+        timer and bookkeeping cost more than the rest of a `ping`."""
+        if self.busy_since and self._task is not None and not self._timed_out:
+            self._timed_out = True
+            self._task.cancel()
+
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
         self._last_frame = loop.time()
         self._login_deadline = self._last_frame + limits.LOGIN_TIMEOUT_S
         self._watchdog = loop.call_at(self._login_deadline, self._check_idle)
@@ -169,8 +183,11 @@ class RtmConnection:
                 method = lookup(self.side_cfg.methods, action, "rtm")
                 typed = m.decode(method.kind, req.payload)
                 ctx = Ctx(self.license, self.side, self.user_id, self.conn_id, t0, self.groups)
-                async with asyncio.timeout(limits.REQUEST_TIMEOUT_S):
+                self.busy_since = self._last_frame
+                try:
                     payload = await method.handler(ctx, typed)
+                finally:
+                    self.busy_since = 0.0
             self.deliver(response(action, payload, request_id))
             for frame in ctx.after:
                 self.deliver(frame, t0)
@@ -184,8 +201,13 @@ class RtmConnection:
         except ApiError as exc:
             self.deliver(error_response(action, exc, request_id))
             self.web.count(self.side, action, exc.kind.type_name)
-        except TimeoutError:
-            err = ApiError(ErrorType.REQUEST_TIMEOUT, "the request took longer than 15 s")
+        except asyncio.CancelledError:
+            if not self._timed_out:
+                raise
+            self._timed_out = False
+            if self._task is not None:
+                self._task.uncancel()
+            err = ApiError(ErrorType.REQUEST_TIMEOUT, f"the request took longer than {limits.REQUEST_TIMEOUT_S:g} s")
             self.deliver(error_response(action, err, request_id))
             self.web.count(self.side, action, "request_timeout")
         except Exception:
