@@ -25,7 +25,7 @@ import uvloop
 
 from bench import report
 from bench.proc import pin_self_to_loadgen_core, raise_nofile_limit
-from bench.scenarios import load_phase, memory, storm
+from bench.scenarios import floor_phase, load_phase, memory, storm
 from bench.targets import Backend, Skip, Target, echo_target, parley_target
 
 Result = dict[str, Any]
@@ -131,6 +131,14 @@ class Runner:
             lat["notes"].append("quick mode: echo measured once, at the first backend's offered rate")
         et, el = self.echo_cache["load"]
         thr["echo"], lat["echo"] = et, el
+        # How much of parley's cost the socket work of a send alone (a read, two writes) explains.
+        if not (cfg.reuse_echo and "floor" in self.echo_cache):
+            async with echo_target(self.workdir, floor=True) as f:
+                self.echo_cache["floor"] = await floor_phase(f, cfg.chats, cfg.warmup_s, cfg.window_s)
+        fl = self.echo_cache["floor"]
+        if fl.get("cpu_us_per_send"):
+            pt["floor_cpu_us_per_send"] = fl["cpu_us_per_send"]
+            pt["cpu_vs_floor"] = pt["cpu_us_per_send"] / fl["cpu_us_per_send"]
         for side, fig in (("echo", et), ("parley", pt)):
             if fig.get("loadgen_cpu_util", 0) > 0.9:
                 thr["notes"].append(

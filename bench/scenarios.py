@@ -237,6 +237,16 @@ async def latency(target: Target, rig: ChatRig, rate: float, warmup: float, dura
     return out
 
 
+async def floor_phase(target: Target, chats: int, warmup: float, duration: float) -> Result:
+    """a) alone, for the transport floor: the same chats in a closed loop, no latency phase."""
+    async with Client(target.server.http, target.server.ws, target.license_id) as cl:
+        rig = await build_rig(cl, target, chats)
+        try:
+            return await throughput(target, rig, warmup, duration)
+        finally:
+            await close_all(rig.customers)
+
+
 async def load_phase(
     target: Target, chats: int, warmup: float, duration: float, rate: float | None
 ) -> tuple[Result, Result, list[str]]:

@@ -58,9 +58,12 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def echo_target(workdir: Path) -> AsyncIterator[Target]:
-    log = Path(tempfile.mkstemp(prefix="echo-", suffix=".log", dir=workdir)[1])
-    server = start_server("echo", [sys.executable, "-m", "bench.echo_server", "--port", "0"], log, clean_env())
+async def echo_target(workdir: Path, floor: bool = False) -> AsyncIterator[Target]:
+    """The echo baseline; `floor=True`: the transport floor (an answer and a push per frame)."""
+    name = "floor" if floor else "echo"
+    log = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=workdir)[1])
+    argv = [sys.executable, "-m", "bench.echo_server", "--port", "0", *(["--floor"] if floor else [])]
+    server = start_server(name, argv, log, clean_env())
     try:
         yield Target("echo", "echo", server)
     finally:

@@ -344,7 +344,6 @@ async def request_ids(
 def create_app(node: Node) -> web.Application:
     web_ = Web(node)
     app = web.Application(middlewares=[request_ids], client_max_size=limits.UPLOAD_MAX_BYTES + 64 * 1024)
-    app["web"] = web_
     side = "{side:customer|agent}"
     version = r"{version:v\d+\.\d+}"
     app.router.add_post(f"/{version}/{side}/action/{{action}}", web_.action)
