@@ -299,3 +299,67 @@ async def test_data_and_order_survive_reopening(tmp_path: Path) -> None:
         assert after.event.id not in {e.id for e in stored}
     finally:
         await second.close()
+
+
+async def test_appends_see_every_change_made_to_the_chat_between_them(store: SqliteStore) -> None:
+    """append_event keeps the chats it writes to in memory; whatever else changes the chat or its
+    thread in between must show in the next append's answer and in the stored rows."""
+    lic, customer = await new_customer(store)
+    started = await store.start_chat(lic, customer, [0], {}, {}, [message(customer, "hi")], LIMIT)
+    chat_id = started.chat.id
+    first = await store.append_event(lic, chat_id, message(customer, "one"), anyone, LIMIT)
+    assert first.chat.agent_ids == []
+
+    await store.change_members(lic, chat_id, ["agent-a"], anyone, scopes=[0, 1])
+    second = await store.append_event(lic, chat_id, message(customer, "two"), anyone, LIMIT)
+    assert second.chat.agent_ids == ["agent-a"] and second.chat.scopes == [0, 1]
+    assert second.thread.agent_id == "agent-a"
+
+    await store.update_chat_properties(lic, chat_id, {"ns": {"k": "v"}}, anyone)
+    third = await store.append_event(lic, chat_id, message(customer, "three"), anyone, LIMIT)
+    assert third.chat.properties == {"ns": {"k": "v"}}
+
+    # A check that refuses is applied to the cached chat too, and changes nothing.
+    def refuse(chat: Chat) -> None:
+        raise ApiError(ErrorType.AUTHORIZATION, "no")
+
+    with pytest.raises(ApiError):
+        await store.append_event(lic, chat_id, message(customer, "refused"), refuse, LIMIT)
+    # An idempotent retry answers the original and counts nothing.
+    once = await store.append_event(lic, chat_id, message(customer, "four", "c-1"), anyone, LIMIT)
+    again = await store.append_event(lic, chat_id, message(customer, "four", "c-1"), anyone, LIMIT)
+    assert again.duplicate and again.event.id == once.event.id
+
+    await store.close_thread(lic, chat_id, None, anyone)
+    reopened = await store.append_event(lic, chat_id, message(customer, "five"), anyone, LIMIT)
+    assert reopened.opened_thread and reopened.thread.id != started.thread.id
+    assert reopened.chat.active_thread_id == reopened.thread.id and reopened.chat.agent_ids == []
+
+    [old] = await store.get_threads(lic, chat_id, [started.thread.id])
+    events = (await store.thread_events(lic, [started.thread.id]))[started.thread.id]
+    texts = [e.body.get("text") for e in events if e.type == "message"]
+    assert texts == ["hi", "one", "two", "three", "four"]
+    assert old.events_count == len(events) == len({e.id for e in events})
+    assert first.thread.events_count < second.thread.events_count < third.thread.events_count
+
+
+async def test_a_failed_batch_leaves_no_counted_event_behind(store: SqliteStore) -> None:
+    """A failure in a batch rolls it back and replays it; the cached thread must not keep the
+    event count of the rolled-back attempt (event ids stay dense, the stored count is right)."""
+    lic, customer = await new_customer(store)
+    started = await store.start_chat(lic, customer, [0], {}, {}, [], LIMIT)
+    chat_id = started.chat.id
+    await store.append_event(lic, chat_id, message(customer, "warm"), anyone, LIMIT)
+    sends = [store.append_event(lic, chat_id, message(customer, f"m{i}"), anyone, LIMIT) for i in range(5)]
+    # A body the store cannot encode fails inside the operation, after the thread's count moved.
+    broken = NewEvent(type="message", author_id=customer, body={"text": {"not", "json"}})
+    bad = store.append_event(lic, chat_id, broken, anyone, LIMIT)
+    results = await asyncio.gather(*sends[:3], bad, *sends[3:], return_exceptions=True)
+    assert isinstance(results[3], TypeError)
+    assert not [r for r in results[:3] + results[4:] if isinstance(r, BaseException)]
+    after = await store.append_event(lic, chat_id, message(customer, "after"), anyone, LIMIT)
+    [thread] = await store.get_threads(lic, chat_id, [started.thread.id])
+    events = (await store.thread_events(lic, [started.thread.id]))[started.thread.id]
+    assert thread.events_count == len(events) == 7  # warm, m0..m4, after
+    assert sorted(int(e.id.rsplit("_", 1)[1]) for e in events) == list(range(1, 8))
+    assert after.event.id.endswith("_7")

@@ -9,6 +9,7 @@ that raises is rolled back to its savepoint and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import copy
 import queue
 import sqlite3
 import threading
@@ -51,6 +52,7 @@ from parley.store.records import (
 
 R = TypeVar("R")
 Op = Callable[..., Any]
+_Item = tuple[Op, tuple, asyncio.Future, bool]  # operation, its arguments, its future, keeps_hot
 
 _BATCH_MAX = 512
 _CHECKPOINT_EVERY_S = 1.0
@@ -158,13 +160,16 @@ class SqliteStore(Store):
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
-        self._queue: queue.SimpleQueue[tuple[Op, tuple, asyncio.Future] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None
         self._clock = ids.OrderClock()
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
+        # chat id -> the chat and its active thread as this process last wrote them. Only the
+        # writer thread touches it; see `_call` for what keeps it true.
+        self._hot: dict[str, tuple[Chat, Thread]] = {}
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -233,7 +238,7 @@ class SqliteStore(Store):
         finally:
             conn.close()
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[tuple[Op, tuple, asyncio.Future]]) -> None:
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         # Savepoints cost two statements per operation, and operations rarely fail, so the batch
         # first runs without them; if one fails, the whole batch is rolled back and replayed with
         # a savepoint each, so that only the failing one is undone.
@@ -244,18 +249,19 @@ class SqliteStore(Store):
         self._loop.call_soon_threadsafe(_settle, outcomes)
 
     def _attempt(
-        self, conn: sqlite3.Connection, batch: list[tuple[Op, tuple, asyncio.Future]], *, savepoints: bool
+        self, conn: sqlite3.Connection, batch: list[_Item], *, savepoints: bool
     ) -> list[tuple[asyncio.Future, Any, BaseException | None]] | None:
         """Run the batch in one transaction; None when an operation failed without a savepoint."""
         outcomes: list[tuple[asyncio.Future, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, args, fut in batch:
+            for fn, args, fut, keeps_hot in batch:
                 if savepoints:
                     conn.execute("SAVEPOINT op")
                 try:
                     result = fn(conn, *args)
                 except Exception as exc:
+                    self._hot.clear()  # the op may have changed cached rows before it failed
                     if not savepoints:
                         conn.execute("ROLLBACK")
                         return None
@@ -263,21 +269,34 @@ class SqliteStore(Store):
                     conn.execute("RELEASE op")
                     outcomes.append((fut, None, exc))
                 else:
+                    if not keeps_hot:
+                        self._hot.clear()
                     if savepoints:
                         conn.execute("RELEASE op")
                     outcomes.append((fut, result, None))
             conn.execute("COMMIT")
         except Exception as exc:
+            self._hot.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            return [(fut, None, exc) for _, _, fut in batch]
+            return [(item[2], None, exc) for item in batch]
         return outcomes
 
-    async def _call(self, fn: Callable[..., R], *args: Any) -> R:
+    async def _call(self, fn: Callable[..., R], *args: Any, keeps_hot: bool = False) -> R:
+        """Run fn(conn, *args) in the writer thread, in the next batch.
+
+        `append_event` keeps the chats it writes to in `_hot`, so the hottest path skips loading
+        and decoding the chat and thread rows. Every other operation empties that cache after it
+        runs, unless it says `keeps_hot` (it reads, or writes no chat or thread row); so does any
+        failure or rollback. Nothing else writes those rows: `parley admin` never does.
+        """
         assert self._loop is not None, "store is not open"
         fut = self._loop.create_future()
-        self._queue.put((fn, args, fut))
+        self._queue.put((fn, args, fut, keeps_hot))
         return await fut
+
+    async def _read(self, fn: Callable[..., R], *args: Any) -> R:
+        return await self._call(fn, *args, keeps_hot=True)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT)")
@@ -292,7 +311,7 @@ class SqliteStore(Store):
     # -- small things ------------------------------------------------------------------
 
     async def ping(self) -> None:
-        await self._call(lambda c: c.execute("SELECT 1").fetchone())
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
 
     async def meta(self, key: str, default: Callable[[], str]) -> str:
         def op(c: sqlite3.Connection) -> str:
@@ -318,10 +337,10 @@ class SqliteStore(Store):
         return await self._call(op)
 
     async def get_license(self, license_id: int) -> License | None:
-        return await self._call(self._license_where, "id", license_id)
+        return await self._read(self._license_where, "id", license_id)
 
     async def get_license_by_org(self, organization_id: str) -> License | None:
-        return await self._call(self._license_where, "organization_id", organization_id)
+        return await self._read(self._license_where, "organization_id", organization_id)
 
     async def update_license_settings(self, license_id: int, changes: dict[str, Any]) -> License:
         def op(c: sqlite3.Connection) -> License:
@@ -357,7 +376,7 @@ class SqliteStore(Store):
         return {r[0] for r in c.execute("SELECT id FROM groups WHERE license_id = ?", (license_id,))}
 
     async def group_ids(self, license_id: int) -> set[int]:
-        return await self._call(self._group_set, license_id)
+        return await self._read(self._group_set, license_id)
 
     async def create_agent(
         self, license_id: int, email: str, name: str, password_hash: str, groups: list[int], max_chats: int | None
@@ -387,7 +406,7 @@ class SqliteStore(Store):
         return await self._call(op)
 
     async def list_agents(self, license_id: int) -> list[Agent]:
-        return await self._call(
+        return await self._read(
             lambda c: [
                 _agent(r)
                 for r in c.execute(
@@ -403,10 +422,10 @@ class SqliteStore(Store):
             ).fetchone()
             return _agent(row) if row else None
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def get_agents(self, license_id: int, agent_ids: list[str]) -> list[Agent]:
-        return await self._call(self._agents, license_id, agent_ids)
+        return await self._read(self._agents, license_id, agent_ids)
 
     @staticmethod
     def _agents(c: sqlite3.Connection, license_id: int, agent_ids: list[str]) -> list[Agent]:
@@ -420,7 +439,7 @@ class SqliteStore(Store):
         return [by_id[i] for i in agent_ids if i in by_id]
 
     async def set_routing_status(self, license_id: int, agent_id: str, status: str) -> None:
-        await self._call(
+        await self._read(
             lambda c: c.execute(
                 "UPDATE agents SET routing_status = ? WHERE license_id = ? AND id = ?", (status, license_id, agent_id)
             )
@@ -435,14 +454,14 @@ class SqliteStore(Store):
             )
             return customer
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def get_customer(self, license_id: int, customer_id: str) -> Customer | None:
-        found = await self._call(self._customers, license_id, [customer_id])
+        found = await self._read(self._customers, license_id, [customer_id])
         return found[0] if found else None
 
     async def get_customers(self, license_id: int, customer_ids: list[str]) -> list[Customer]:
-        return await self._call(self._customers, license_id, customer_ids)
+        return await self._read(self._customers, license_id, customer_ids)
 
     @staticmethod
     def _customers(c: sqlite3.Connection, license_id: int, customer_ids: list[str]) -> list[Customer]:
@@ -468,7 +487,7 @@ class SqliteStore(Store):
             )
             return cur
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def ban_customer(self, license_id: int, customer_id: str, until: int) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -479,7 +498,7 @@ class SqliteStore(Store):
             if cur.rowcount == 0:
                 raise not_found("customer")
 
-        await self._call(op)
+        await self._read(op)
 
     async def set_last_seen(self, license_id: int, user_id: str, chat_id: str | None, timestamp: int) -> int:
         def op(c: sqlite3.Connection) -> int:
@@ -496,10 +515,10 @@ class SqliteStore(Store):
                 c.execute("UPDATE agents SET last_seen = ? WHERE id = ?", (stored, user_id))
             return int(stored)
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def chat_last_seen(self, license_id: int, chat_id: str) -> dict[str, int]:
-        return await self._call(
+        return await self._read(
             lambda c: dict(c.execute("SELECT user_id, ts FROM last_seen WHERE chat_id = ?", (chat_id,)).fetchall())
         )
 
@@ -631,14 +650,16 @@ class SqliteStore(Store):
         self, license_id: int, chat_id: str, event: NewEvent, check: ChatCheck, active_limit: int
     ) -> Appended:
         def op(c: sqlite3.Connection) -> Appended:
-            # The chat and its active thread in one statement: this is the hottest path.
-            joined = c.execute(
-                _CHAT_WITH_ACTIVE_THREAD,
-                (chat_id, license_id),
-            ).fetchone()
-            if joined is None:
-                raise not_found("chat")
-            chat = _chat(joined)
+            hot = self._hot.get(chat_id)
+            if hot is not None and hot[0].license_id == license_id:
+                chat, thread = hot
+            else:
+                # The chat and its active thread in one statement: this is the hottest path.
+                joined = c.execute(_CHAT_WITH_ACTIVE_THREAD, (chat_id, license_id)).fetchone()
+                if joined is None:
+                    raise not_found("chat")
+                chat = _chat(joined)
+                thread = _thread(joined[_NCHAT:]) if chat.active_thread_id is not None else None
             check(chat)
             if event.custom_id is not None:
                 row = c.execute(
@@ -648,16 +669,16 @@ class SqliteStore(Store):
                 if row:
                     original = _event(row)
                     return Appended(chat, self._load_thread(c, original.thread_id), original, False, True)
-            opened = chat.active_thread_id is None
-            if opened:
+            opened = thread is None
+            if thread is None:
                 self._check_active_limit(c, license_id, chat.customer_id, active_limit)
                 thread = self._open_thread(c, chat, {})
-            else:
-                thread = _thread(joined[_NCHAT:])
             stored = self._insert_event(c, chat, thread, event)
-            return Appended(chat, thread, stored, opened, False)
+            self._hot[chat_id] = (chat, thread)
+            # A copy: the cached thread keeps counting events after this answer has left.
+            return Appended(chat, copy.copy(thread), stored, opened, False)
 
-        return await self._call(op)
+        return await self._call(op, keeps_hot=True)  # it keeps the cache true itself
 
     async def close_thread(self, license_id: int, chat_id: str, thread_id: str | None, check: ChatCheck) -> Thread:
         def op(c: sqlite3.Connection) -> Thread:
@@ -729,7 +750,7 @@ class SqliteStore(Store):
         return await self._call(op)
 
     async def get_chat(self, license_id: int, chat_id: str) -> Chat | None:
-        return await self._call(self._load_chat, license_id, chat_id)
+        return await self._read(self._load_chat, license_id, chat_id)
 
     async def list_customer_chats(
         self, license_id: int, customer_id: str, offset: int, limit: int
@@ -745,10 +766,10 @@ class SqliteStore(Store):
             )
             return [_chat(r) for r in rows], int(total)
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def active_chats(self, license_id: int, customer_id: str) -> list[Chat]:
-        return await self._call(
+        return await self._read(
             lambda c: [
                 _chat(r)
                 for r in c.execute(
@@ -769,7 +790,7 @@ class SqliteStore(Store):
             )
             return [_thread(r) for r in rows]
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def list_threads(
         self, license_id: int, chat_id: str, offset: int, limit: int, newest_first: bool
@@ -784,10 +805,10 @@ class SqliteStore(Store):
             )
             return [_thread(r) for r in rows], int(total)
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def thread_events(self, license_id: int, thread_ids: list[str]) -> dict[str, list[StoredEvent]]:
-        return await self._call(self._thread_events, license_id, thread_ids)
+        return await self._read(self._thread_events, license_id, thread_ids)
 
     @staticmethod
     def _thread_events(c: sqlite3.Connection, license_id: int, thread_ids: list[str]) -> dict[str, list[StoredEvent]]:
@@ -859,10 +880,10 @@ class SqliteStore(Store):
                     found.append((chat, thread))
             return found
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def agent_loads(self, license_id: int) -> dict[str, int]:
-        return await self._call(
+        return await self._read(
             lambda c: dict(
                 c.execute(
                     "SELECT j.value, count(*) FROM chats, json_each(chats.agent_ids) j"
@@ -896,7 +917,7 @@ class SqliteStore(Store):
             )
             return [_chat(r) for r in rows], int(total)
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def search_archives(
         self,
@@ -929,12 +950,12 @@ class SqliteStore(Store):
                 found.append((chat, thread))
             return found, int(total)
 
-        return await self._call(op)
+        return await self._read(op)
 
     # -- files -------------------------------------------------------------------------
 
     async def put_file(self, file: StoredFile) -> None:
-        await self._call(
+        await self._read(
             lambda c: c.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (file.token, file.license_id, file.name, file.content_type, file.size, file.data, ids.now_us()),
@@ -948,12 +969,12 @@ class SqliteStore(Store):
             ).fetchone()
             return StoredFile(*row) if row else None
 
-        return await self._call(op)
+        return await self._read(op)
 
     # -- export ------------------------------------------------------------------------
 
     async def export_chats(self, license_id: int, since_us: int) -> AsyncIterator[ChatExport]:
-        chat_ids: list[str] = await self._call(
+        chat_ids: list[str] = await self._read(
             lambda c: [
                 r[0]
                 for r in c.execute(
@@ -977,7 +998,7 @@ class SqliteStore(Store):
             return chat, threads, self._thread_events(c, license_id, [t.id for t in threads])
 
         for chat_id in chat_ids:
-            yield await self._call(one, chat_id)
+            yield await self._read(one, chat_id)
 
 
 def _scope_clause(license_id: int, groups: list[int], table: str = "chats") -> tuple[str, list[Any]]:
