@@ -886,3 +886,130 @@ async def test_licence_settings_merge(store: Store) -> None:
     with pytest.raises(ApiError) as caught:
         await store.update_license_settings(10**9, {"prechat_form": True})
     assert caught.value.kind is ErrorType.LICENSE_NOT_FOUND
+
+
+# -- append_event: counters, refusals and duplicates inside a batch ------------------------------
+
+
+def note(author: str, text: str) -> NewEvent:
+    return NewEvent(type="message", author_id=author, body={"text": text}, recipients="agents")
+
+
+def inactive_only(chat: Chat) -> None:
+    """A check that looks at the chat before it refuses (as the agents' `_and_active` does)."""
+    if chat.active_thread_id is not None:
+        raise ApiError(ErrorType.CHAT_INACTIVE, "refused")
+
+
+async def test_append_counts_events_and_notes_across_a_batch(store: Store) -> None:
+    """Failures first, last and in between in one batch: event ids stay dense, and the thread's
+    events_count and notes_count (agents-only events) count exactly the events that were stored."""
+    lic, cid = await licence_and_customer(store)
+    started = await store.start_chat(lic, cid, [0], {}, {}, [message(cid, "first")], LIMIT)
+    chat_id = started.chat.id
+    calls: list[Any] = []
+    kinds: list[str] = []
+    for i in range(30):
+        if i % 6 == 0:
+            calls.append(store.append_event(lic, chat_id, note("agent-1", f"denied {i}"), denied, LIMIT))
+            kinds.append("denied")
+        elif i % 6 == 3:
+            calls.append(store.append_event(lic, chat_id, message(cid, f"refused {i}"), inactive_only, LIMIT))
+            kinds.append("refused")
+        elif i % 3 == 1:
+            calls.append(store.append_event(lic, chat_id, note("agent-1", f"note {i}"), anyone, LIMIT))
+            kinds.append("note")
+        else:
+            calls.append(store.append_event(lic, chat_id, message(cid, f"public {i}"), anyone, LIMIT))
+            kinds.append("public")
+    calls.append(store.append_event(lic, "MISSING", message(cid, "last"), anyone, LIMIT))
+    kinds.append("denied")
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    stored = []
+    for result, kind in zip(results, kinds, strict=True):
+        if kind in ("denied", "refused"):
+            want = ErrorType.NOT_FOUND if kind == "denied" else ErrorType.CHAT_INACTIVE
+            assert isinstance(result, ApiError) and result.kind is want, result
+        else:
+            assert not isinstance(result, BaseException), result
+            assert result.thread.id == started.thread.id and not result.opened_thread and not result.duplicate
+            # the answer's thread counts up to and including its own event
+            assert result.event.id == f"{started.thread.id}_{result.thread.events_count}"
+            stored.append((result, kind))
+    notes = sum(kind == "note" for _, kind in stored)
+    assert len(stored) == 20 and notes == 10
+    ids_seen = sorted(int(r.event.id.rsplit("_", 1)[1]) for r, _ in stored)
+    assert ids_seen == list(range(2, 22))
+    for result, kind in stored:
+        assert result.event.recipients == ("agents" if kind == "note" else "all")
+    [thread] = await store.get_threads(lic, chat_id, [started.thread.id])
+    assert (thread.events_count, thread.notes_count) == (21, notes)
+    assert thread.visible_count("customer") == 21 - notes and thread.visible_count("agent") == 21
+    events = (await store.thread_events(lic, [started.thread.id]))[started.thread.id]
+    assert [e.id for e in events] == [f"{started.thread.id}_{n}" for n in range(1, 22)]
+    assert sum(e.recipients == "agents" for e in events) == notes
+    assert not any(e.body["text"].startswith(("denied", "refused")) for e in events)
+    # the next one goes on from there
+    more = await store.append_event(lic, chat_id, note("agent-1", "after"), anyone, LIMIT)
+    assert more.event.id == f"{started.thread.id}_22" and more.thread.notes_count == notes + 1
+
+
+async def test_refused_append_changes_nothing(store: Store) -> None:
+    """A check that refuses a chat with an active thread: no event, no counter moved, and the
+    chat is not even 'recently active' for an export; alone or among other writes."""
+    lic, cid = await licence_and_customer(store)
+    started = await store.start_chat(lic, cid, [0], {}, {}, [message(cid, "a")], LIMIT)
+    other = await store.start_chat(lic, cid, [0], {}, {}, [], LIMIT)
+    # from the store's clock, not the wall clock: another test may have moved it ahead
+    mark = other.thread.order + 1
+    await raises(ErrorType.NOT_FOUND, store.append_event(lic, started.chat.id, note("agent-1", "x"), denied, LIMIT))
+    await raises(
+        ErrorType.CHAT_INACTIVE, store.append_event(lic, started.chat.id, message(cid, "y"), inactive_only, LIMIT)
+    )
+    await raises(ErrorType.NOT_FOUND, store.append_event(lic, started.chat.id, message(cid, "z", "c-9"), denied, LIMIT))
+    results = await asyncio.gather(
+        store.append_event(lic, started.chat.id, note("agent-1", "x"), denied, LIMIT),
+        store.append_event(lic, other.chat.id, message(cid, "elsewhere"), anyone, LIMIT),
+        store.append_event(lic, started.chat.id, message(cid, "y", "c-9"), inactive_only, LIMIT),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], ApiError) and isinstance(results[2], ApiError)
+    assert not isinstance(results[1], BaseException) and results[1].event.id == f"{other.thread.id}_1"
+    [thread] = await store.get_threads(lic, started.chat.id, [started.thread.id])
+    assert (thread.events_count, thread.notes_count) == (1, 0)
+    events = (await store.thread_events(lic, [started.thread.id]))[started.thread.id]
+    assert [e.body["text"] for e in events] == ["a"]
+    assert [chat.id for chat, _, _ in [item async for item in store.export_chats(lic, mark)]] == [other.chat.id]
+    # the refused custom_id was not stored either: using it now is a fresh event
+    fresh = await store.append_event(lic, started.chat.id, message(cid, "now", "c-9"), anyone, LIMIT)
+    assert not fresh.duplicate and fresh.event.id == f"{started.thread.id}_2"
+
+
+async def test_duplicate_answers_with_its_own_thread(store: Store) -> None:
+    """A retried custom_id whose original sits in an older, closed thread answers that event and
+    that thread, and changes nothing in the active one; a refusing check wins over the duplicate."""
+    lic, cid = await licence_and_customer(store)
+    started = await store.start_chat(lic, cid, [0], {}, {}, [], LIMIT)
+    original = await store.append_event(lic, started.chat.id, message(cid, "hello", "c-1"), anyone, LIMIT)
+    await store.close_thread(lic, started.chat.id, None, anyone)
+    reopened = await store.append_event(lic, started.chat.id, message(cid, "again"), anyone, LIMIT)
+    assert reopened.opened_thread
+    again = await store.append_event(lic, started.chat.id, message(cid, "retry", "c-1"), anyone, LIMIT)
+    assert again.duplicate and not again.opened_thread and again.event == original.event
+    assert again.thread.id == started.thread.id and not again.thread.active and again.thread.events_count == 1
+    assert again.chat.active_thread_id == reopened.thread.id
+    await raises(
+        ErrorType.NOT_FOUND, store.append_event(lic, started.chat.id, message(cid, "retry", "c-1"), denied, LIMIT)
+    )
+    [active] = await store.get_threads(lic, started.chat.id, [reopened.thread.id])
+    assert active.events_count == 1
+    # a note's retry is a duplicate too, and counts once
+    first = await store.append_event(
+        lic, started.chat.id, NewEvent("message", "agent-1", {"text": "n"}, "agents", "n-1"), anyone, LIMIT
+    )
+    retry = await store.append_event(
+        lic, started.chat.id, NewEvent("message", "agent-1", {"text": "n"}, "agents", "n-1"), anyone, LIMIT
+    )
+    assert retry.duplicate and retry.event == first.event and retry.thread.notes_count == 1
+    [active] = await store.get_threads(lic, started.chat.id, [reopened.thread.id])
+    assert (active.events_count, active.notes_count) == (2, 1)

@@ -1,10 +1,14 @@
 """The production store: PostgreSQL through asyncpg, safe with several nodes on one database.
 
 Writes: one dedicated writer connection per process and a queue of operations. A writer task
-drains what is queued and runs the batch in ONE transaction, each operation inside its own
-savepoint, then commits once and only then resolves the callers' futures (group commit): a
-success answer means "committed", and a burst of N sends costs one commit, not N. An operation
-that raises is rolled back to its savepoint and changes nothing; its neighbours still commit.
+drains what is queued and runs the batch in ONE transaction, then commits once and only then
+resolves the callers' futures (group commit): a success answer means "committed", and a burst
+of N sends costs one commit, not N. An operation that raises changes nothing and its neighbours
+still commit: the batch runs without savepoints (they cost a round trip each), and when one
+fails it is rolled back and replayed with a savepoint around that one (see `_run_batch`).
+
+Round trips are what an operation costs here (each is a wait on the one writer connection while
+it holds the clock row, below), so the hot path, `append_event`, is a single statement.
 
 Reads: a small connection pool, so they never wait behind the writer. A read that follows an
 awaited write sees it, because the write's answer is only given after its commit.
@@ -73,11 +77,13 @@ R = TypeVar("R")
 Conn = asyncpg.Connection
 Op = Callable[..., Awaitable[Any]]
 Row = asyncpg.Record
+Item = tuple[Op, tuple, asyncio.Future]
+Outcome = tuple[asyncio.Future, Any, BaseException | None]
 
-# Each operation that writes gets a subtransaction id from its savepoint. Past 64 of them in one
-# transaction PostgreSQL's per-backend subxid cache overflows and every other session's snapshot
-# checks get slower (pg_subtrans lookups) while the batch runs: stay under it. A batch of 64
-# still spreads one commit over 64 operations.
+# In a replayed batch each guarded operation that writes gets a subtransaction id from its
+# savepoint. Past 64 of them in one transaction PostgreSQL's per-backend subxid cache overflows
+# and every other session's snapshot checks get slower (pg_subtrans lookups) while the batch
+# runs: stay under it. A batch of 64 still spreads one commit over 64 operations.
 _BATCH_MAX = 64
 # Any fixed 64-bit number: the session lock that lets one node at a time run migrations.
 _MIGRATION_LOCK = 0x7061726C6579  # "parley"
@@ -91,6 +97,29 @@ _EVENT_COLS = "id, chat_id, thread_id, ord, type, author_id, recipients, custom_
 _AGENT_COLS = "id, license_id, email, name, password_hash, groups, routing_status, max_chats, avatar, last_seen"
 _CUSTOMER_COLS = "id, license_id, name, email, monitoring, properties, last_seen, created_at, banned_until"
 _NCHAT = _CHAT_COLS.count(",") + 1  # where the thread's columns start in a chat + thread row
+_NTHREAD = _THREAD_COLS.count(",") + 1
+_APPEND_DUP = _NCHAT + _NTHREAD  # where the duplicate event's columns start in an _APPEND row
+
+# append_event's common case in one round trip. $1 chat, $2 licence, $3 author, $4 custom_id,
+# $5 order stamp, $6 type, $7 recipients, $8 body. One row (none: no such chat in the licence):
+# the chat; the thread (the active one, counters already moved, or the duplicate's, else NULLs);
+# the duplicate event with this custom_id (else NULLs). The writes happen only when the chat
+# has an active thread and the custom_id is new: the thread's counters move, the event, whose id
+# is `<thread id>_<new events_count>`, goes in, and the chat's last_activity moves. Every part
+# sees the statement's snapshot, so `dup` cannot see this statement's own insert.
+_APPEND = (
+    f"WITH c AS (SELECT {_CHAT_COLS} FROM chats WHERE id = $1 AND license_id = $2),"
+    f" dup AS (SELECT {_EVENT_COLS} FROM events WHERE $4::text IS NOT NULL AND chat_id = $1"
+    "  AND author_id IS NOT DISTINCT FROM $3::text AND custom_id = $4::text LIMIT 1),"
+    " t AS (UPDATE threads SET events_count = events_count + 1,"
+    "  notes_count = notes_count + CASE WHEN $7::text = 'agents' THEN 1 ELSE 0 END"
+    f"  WHERE id = (SELECT active_thread_id FROM c) AND NOT EXISTS (SELECT 1 FROM dup) RETURNING {_THREAD_COLS}),"
+    f" e AS (INSERT INTO events ({_EVENT_COLS}, license_id)"
+    "  SELECT t.id || '_' || t.events_count, $1, t.id, $5, $6, $3, $7, $4, $8, $2 FROM t),"
+    " a AS (UPDATE chats SET last_activity = $5 WHERE id = $1 AND EXISTS (SELECT 1 FROM t)),"
+    f" th AS (SELECT * FROM t UNION ALL SELECT {_THREAD_COLS} FROM threads WHERE id = (SELECT thread_id FROM dup))"
+    " SELECT c.*, th.*, dup.* FROM c LEFT JOIN th ON true LEFT JOIN dup ON true"
+)
 
 
 def _cols(cols: str, alias: str) -> str:
@@ -193,6 +222,13 @@ def describe(dsn: str) -> str:
         return "the PostgreSQL database"
 
 
+def _duplicate(exc: asyncpg.UniqueViolationError, new: NewEvent) -> Exception:
+    """An event insert that broke a unique index: a custom_id used twice is the caller's error."""
+    if exc.constraint_name == "events_by_custom_id":
+        return validation(f"`custom_id` {new.custom_id!r} is used twice")
+    return exc
+
+
 def _translate(exc: Exception) -> Exception:
     """PostgreSQL cannot hold NUL characters in text or jsonb (SQLite can): say so as a
     validation error rather than an internal one."""
@@ -208,7 +244,7 @@ class PostgresStore(Store):
         self.dsn = dsn
         self.pool_size = pool_size
         self.connect_wait = connect_wait
-        self._queue: asyncio.Queue[tuple[Op, tuple, asyncio.Future] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Item | None] = asyncio.Queue()
         self._writer: Conn | None = None
         self._pool: asyncpg.Pool | None = None
         self._task: asyncio.Task[None] | None = None
@@ -344,49 +380,70 @@ class PostgresStore(Store):
         await self._writer.execute("BEGIN")
         return self._writer
 
-    async def _run_batch(self, batch: list[tuple[Op, tuple, asyncio.Future]]) -> None:
+    async def _run_batch(self, batch: list[Item]) -> None:
         # A caller that gave up (cancelled) never learns the outcome: skip its operation.
-        batch = [item for item in batch if not item[2].cancelled()]
-        if not batch:
-            return
-        outcomes: list[tuple[asyncio.Future, Any, BaseException | None]] = []
-        conn: Conn | None = None
-        try:
-            conn = await self._begin()
-            start = self._last = await conn.fetchval("SELECT last FROM parley_clock FOR UPDATE")
-            self._in_batch = True
-            # Savepoint bookkeeping rides along with the next statement we must send anyway:
-            # one round trip between operations instead of two or three.
-            prefix = "SAVEPOINT op"
-            for fn, args, fut in batch:
-                await conn.execute(prefix)
-                try:
-                    result = await fn(conn, *args)
-                except Exception as exc:
-                    # ROLLBACK TO keeps the savepoint, so the next operation runs inside it as is.
-                    prefix = "ROLLBACK TO SAVEPOINT op"
-                    outcomes.append((fut, None, _translate(exc)))
-                else:
-                    prefix = "RELEASE SAVEPOINT op; SAVEPOINT op"
-                    outcomes.append((fut, result, None))
-            finish = ["ROLLBACK TO SAVEPOINT op"] if prefix.startswith("ROLLBACK") else []
-            if self._last != start:
-                finish.append(f"UPDATE parley_clock SET last = {int(self._last)}")
-            finish.append("COMMIT")
-            await conn.execute("; ".join(finish))
-        except Exception as exc:
-            log.warning("write batch failed", extra={"error": repr(exc), "ops": len(batch)})
-            await self._abandon(conn)
-            outcomes = [(fut, None, exc) for _, _, fut in batch]
-        finally:
-            self._in_batch = False
-        for fut, result, error in outcomes:
+        pending = [item for item in batch if not item[2].cancelled()]
+        outcomes: list[Outcome] = []
+        # A savepoint costs a round trip per operation, and operations rarely fail, so a batch
+        # first runs without any. When an unguarded operation fails, the transaction is rolled
+        # back (undoing whatever it wrote) and the batch runs again with a savepoint around that
+        # one, so that next time only it is undone. Each retry guards one more operation, so this
+        # ends. The first operation needs no replay: it failed against committed data alone, so
+        # its error stands as the answer, and only the rest run again.
+        guarded: set[asyncio.Future] = set()
+        while pending:
+            result = await self._attempt(pending, guarded)
+            if isinstance(result, list):
+                outcomes.extend(result)
+                break
+            index, error = result
+            if index == 0:
+                outcomes.append((pending[0][2], None, error))
+                pending = pending[1:]
+            else:
+                guarded.add(pending[index][2])
+        for fut, value, error in outcomes:
             if fut.cancelled():
                 continue
             if error is not None:
                 fut.set_exception(error)
             else:
-                fut.set_result(result)
+                fut.set_result(value)
+
+    async def _attempt(self, batch: list[Item], guarded: set[asyncio.Future]) -> list[Outcome] | tuple[int, Exception]:
+        """Run batch in one transaction and commit it; the outcome of each operation, or
+        (index, error) when an operation without a savepoint failed (and all was rolled back)."""
+        outcomes: list[Outcome] = []
+        conn: Conn | None = None
+        try:
+            conn = await self._begin()
+            start = self._last = await conn.fetchval("SELECT last FROM parley_clock FOR UPDATE")
+            self._in_batch = True
+            release = False  # a guarded operation succeeded: its savepoint goes with the next one
+            for index, (fn, args, fut) in enumerate(batch):
+                if fut in guarded:
+                    await conn.execute("RELEASE SAVEPOINT op; SAVEPOINT op" if release else "SAVEPOINT op")
+                try:
+                    result = await fn(conn, *args)
+                except Exception as exc:
+                    if fut not in guarded:
+                        await conn.execute("ROLLBACK")
+                        return index, _translate(exc)
+                    await conn.execute("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")
+                    release = False
+                    outcomes.append((fut, None, _translate(exc)))
+                else:
+                    release = fut in guarded
+                    outcomes.append((fut, result, None))
+            finish = [] if self._last == start else [f"UPDATE parley_clock SET last = {int(self._last)}"]
+            await conn.execute("; ".join([*finish, "COMMIT"]))
+        except Exception as exc:
+            log.warning("write batch failed", extra={"error": repr(exc), "ops": len(batch)})
+            await self._abandon(conn)
+            return [(fut, None, exc) for _, _, fut in batch]
+        finally:
+            self._in_batch = False
+        return outcomes
 
     async def _abandon(self, conn: Conn | None) -> None:
         """Roll back a failed batch; a connection that cannot even do that is dropped."""
@@ -728,9 +785,7 @@ class PostgresStore(Store):
                 thread.notes_count,
             )
         except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == "events_by_custom_id":
-                raise validation(f"`custom_id` {new.custom_id!r} is used twice") from None
-            raise
+            raise _duplicate(exc, new) from None
         return event
 
     async def start_chat(
@@ -775,36 +830,47 @@ class PostgresStore(Store):
         self, license_id: int, chat_id: str, event: NewEvent, check: ChatCheck, active_limit: int
     ) -> Appended:
         async def op(c: Conn) -> Appended:
-            # The hot path: the chat and its active thread in one query.
-            row = await c.fetchrow(
-                f"SELECT {_cols(_CHAT_COLS, 'c')}, {_cols(_THREAD_COLS, 't')} FROM chats c"
-                " LEFT JOIN threads t ON t.id = c.active_thread_id WHERE c.id = $1 AND c.license_id = $2",
-                chat_id,
-                license_id,
-            )
+            # The hot path, in one statement: it writes before check() has seen the chat. A
+            # refusal raises all the same, and the batch runner rolls the write back.
+            stamp = self._next()
+            try:
+                row = await c.fetchrow(
+                    _APPEND,
+                    chat_id,
+                    license_id,
+                    event.author_id,
+                    event.custom_id,
+                    stamp,
+                    event.type,
+                    event.recipients,
+                    event.body,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise _duplicate(exc, event) from None
             if row is None:
                 raise not_found("chat")
             chat = _chat(row)
             check(chat)
-            if event.custom_id is not None:
-                found = await c.fetchrow(
-                    f"SELECT {_EVENT_COLS} FROM events WHERE chat_id = $1 AND author_id IS NOT DISTINCT FROM $2"
-                    " AND custom_id = $3",
-                    chat_id,
-                    event.author_id,
-                    event.custom_id,
-                )
-                if found:
-                    original = _event(found)
-                    return Appended(chat, await self._load_thread(c, original.thread_id), original, False, True)
-            opened = chat.active_thread_id is None
-            if opened:
-                await self._check_active_limit(c, license_id, chat.customer_id, active_limit)
-                thread = await self._open_thread(c, chat, {})
-            else:
+            if row[_APPEND_DUP] is not None:
+                return Appended(chat, _thread(row, _NCHAT), _event(row[_APPEND_DUP:]), False, True)
+            if row[_NCHAT] is not None:
                 thread = _thread(row, _NCHAT)
-            stored = await self._insert_event(c, chat, thread, event)
-            return Appended(chat, thread, stored, opened, False)
+                stored = StoredEvent(
+                    f"{thread.id}_{thread.events_count}",
+                    chat_id,
+                    thread.id,
+                    stamp,
+                    event.type,
+                    event.author_id,
+                    event.recipients,
+                    event.custom_id,
+                    event.body,
+                )
+                return Appended(chat, thread, stored, False, False)
+            # No active thread (and no duplicate): the statement wrote nothing, so open one.
+            await self._check_active_limit(c, license_id, chat.customer_id, active_limit)
+            thread = await self._open_thread(c, chat, {})
+            return Appended(chat, thread, await self._insert_event(c, chat, thread, event), True, False)
 
         return await self._call(op)
 
