@@ -1013,3 +1013,48 @@ async def test_duplicate_answers_with_its_own_thread(store: Store) -> None:
     assert retry.duplicate and retry.event == first.event and retry.thread.notes_count == 1
     [active] = await store.get_threads(lic, started.chat.id, [reopened.thread.id])
     assert (active.events_count, active.notes_count) == (2, 1)
+
+
+async def test_postgres_append_costs_one_round_trip(pg: PostgresStore) -> None:
+    """The hot path's price on the writer connection: one round trip per append, plus BEGIN, the
+    clock and COMMIT per batch; a refused one costs a replay of its batch, not a savepoint each."""
+    lic, cid = await licence_and_customer(pg)
+    chats = [(await pg.start_chat(lic, cid, [0], {}, {}, [], LIMIT)).chat.id for _ in range(3)]
+    calls: list[str] = []
+    writer = pg._writer
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            attr = getattr(writer, name)
+            if name not in ("execute", "fetch", "fetchrow", "fetchval"):
+                return attr
+
+            async def counted(query: str, *args: Any) -> Any:
+                calls.append(query)
+                return await attr(query, *args)
+
+            return counted
+
+    pg._writer = Counting()  # type: ignore[assignment]
+    try:
+        sends = [
+            pg.append_event(lic, chats[i % 3], message(cid, f"m{i}", f"c{i}" if i % 2 else None), anyone, LIMIT)
+            for i in range(12)
+        ]
+        results = await asyncio.gather(*sends)
+        assert not any(r.duplicate or r.opened_thread for r in results)
+        assert len(calls) == 12 + 3, calls
+        assert not any("SAVEPOINT" in q for q in calls)
+        calls.clear()
+        # a refusal in the middle: rolled back, then the batch again with a savepoint around it alone
+        sends = [
+            pg.append_event(lic, chats[0], message(cid, "a"), anyone, LIMIT),
+            pg.append_event(lic, chats[0], message(cid, "refused"), denied, LIMIT),
+            pg.append_event(lic, chats[0], message(cid, "b"), anyone, LIMIT),
+        ]
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        assert isinstance(results[1], ApiError) and not isinstance(results[0], BaseException)
+        assert not isinstance(results[2], BaseException) and results[2].event.id.endswith("_6")
+        assert sum("SAVEPOINT" in q for q in calls) == 2  # SAVEPOINT, then ROLLBACK TO + RELEASE
+    finally:
+        pg._writer = writer
