@@ -14,11 +14,13 @@ Reads: a small connection pool, so they never wait behind the writer. A read tha
 awaited write sees it, because the write's answer is only given after its commit.
 
 The clock and write lock (`parley_clock`, one row): every write transaction starts with
-`SELECT last FROM parley_clock FOR UPDATE`. That row lock is held until COMMIT, so the writers
-of all nodes (and `parley admin`) run one at a time, like SQLite's single writer:
+`SELECT ... FROM parley_clock FOR UPDATE` (sent with its BEGIN). That row lock is held until
+COMMIT, so the writers of all nodes (and `parley admin`) run one at a time, like SQLite's single
+writer:
 
 - `order` values: while the batch holds the row, stamps are handed out in memory as
-  max(now_us, last + 1) and the last one is written back just before COMMIT. No other
+  max(now_us, last + 1) and the last one is written back just before COMMIT. The row's `last`
+  is read when the batch first needs a stamp (`append_event` reads it inside its own statement). No other
   transaction can read or move the clock meanwhile, so stamps are strictly increasing across
   every chat and node, and they grow in commit order (a reader that has seen order N has seen
   every committed order below N: what resume-after-reconnect needs). `created_at` is the same
@@ -99,26 +101,29 @@ _CUSTOMER_COLS = "id, license_id, name, email, monitoring, properties, last_seen
 _NCHAT = _CHAT_COLS.count(",") + 1  # where the thread's columns start in a chat + thread row
 _NTHREAD = _THREAD_COLS.count(",") + 1
 _APPEND_DUP = _NCHAT + _NTHREAD  # where the duplicate event's columns start in an _APPEND row
+_BEGIN = "BEGIN; SELECT 1 FROM parley_clock FOR UPDATE"
 
 # append_event's common case in one round trip. $1 chat, $2 licence, $3 author, $4 custom_id,
-# $5 order stamp, $6 type, $7 recipients, $8 body. One row (none: no such chat in the licence):
-# the chat; the thread (the active one, counters already moved, or the duplicate's, else NULLs);
-# the duplicate event with this custom_id (else NULLs). The writes happen only when the chat
-# has an active thread and the custom_id is new: the thread's counters move, the event, whose id
-# is `<thread id>_<new events_count>`, goes in, and the chat's last_activity moves. Every part
-# sees the statement's snapshot, so `dup` cannot see this statement's own insert.
+# $5 proposed order stamp, $6 type, $7 recipients, $8 body. One row (none: no such chat in the
+# licence): the chat; the thread (the active one, counters already moved, or the duplicate's,
+# else NULLs); the duplicate event with this custom_id (else NULLs); the order stamp, which is
+# $5 or the clock row's last + 1 if greater. The writes happen only when the chat has an active
+# thread and the custom_id is new: the thread's counters move, the event, whose id is
+# `<thread id>_<new events_count>`, goes in, and the chat's last_activity moves. Every part sees
+# the statement's snapshot, so `dup` cannot see this statement's own insert.
 _APPEND = (
-    f"WITH c AS (SELECT {_CHAT_COLS} FROM chats WHERE id = $1 AND license_id = $2),"
+    "WITH s AS (SELECT greatest($5::bigint, last + 1) AS ord FROM parley_clock),"
+    f" c AS (SELECT {_CHAT_COLS} FROM chats WHERE id = $1 AND license_id = $2),"
     f" dup AS (SELECT {_EVENT_COLS} FROM events WHERE $4::text IS NOT NULL AND chat_id = $1"
     "  AND author_id IS NOT DISTINCT FROM $3::text AND custom_id = $4::text LIMIT 1),"
     " t AS (UPDATE threads SET events_count = events_count + 1,"
     "  notes_count = notes_count + CASE WHEN $7::text = 'agents' THEN 1 ELSE 0 END"
     f"  WHERE id = (SELECT active_thread_id FROM c) AND NOT EXISTS (SELECT 1 FROM dup) RETURNING {_THREAD_COLS}),"
     f" e AS (INSERT INTO events ({_EVENT_COLS}, license_id)"
-    "  SELECT t.id || '_' || t.events_count, $1, t.id, $5, $6, $3, $7, $4, $8, $2 FROM t),"
-    " a AS (UPDATE chats SET last_activity = $5 WHERE id = $1 AND EXISTS (SELECT 1 FROM t)),"
+    "  SELECT t.id || '_' || t.events_count, $1, t.id, s.ord, $6, $3, $7, $4, $8, $2 FROM t, s),"
+    " a AS (UPDATE chats SET last_activity = (SELECT ord FROM s) WHERE id = $1 AND EXISTS (SELECT 1 FROM t)),"
     f" th AS (SELECT * FROM t UNION ALL SELECT {_THREAD_COLS} FROM threads WHERE id = (SELECT thread_id FROM dup))"
-    " SELECT c.*, th.*, dup.* FROM c LEFT JOIN th ON true LEFT JOIN dup ON true"
+    " SELECT c.*, th.*, dup.*, s.ord FROM c CROSS JOIN s LEFT JOIN th ON true LEFT JOIN dup ON true"
 )
 
 
@@ -248,7 +253,9 @@ class PostgresStore(Store):
         self._writer: Conn | None = None
         self._pool: asyncpg.Pool | None = None
         self._task: asyncio.Task[None] | None = None
-        self._last = 0  # the clock while a batch holds parley_clock; see the module docstring
+        # The clock while a batch holds parley_clock (see the module docstring); None until the
+        # batch has read the row.
+        self._last: int | None = None
         self._in_batch = False
         self._closing = False
 
@@ -361,12 +368,13 @@ class PostgresStore(Store):
                 return
 
     async def _begin(self) -> Conn:
-        """BEGIN on the writer connection. A connection the database dropped while we were idle
-        (restart, failover, idle timeout) is only noticed here: nothing of the batch has run
-        yet, so reconnecting and beginning again is safe."""
+        """BEGIN on the writer connection, with the clock row's lock in the same round trip. A
+        connection the database dropped while we were idle (restart, failover, idle timeout) is
+        only noticed here: nothing of the batch has run yet, so reconnecting and beginning again
+        is safe."""
         if self._writer is not None and not self._writer.is_closed():
             try:
-                await self._writer.execute("BEGIN")
+                await self._writer.execute(_BEGIN)
                 return self._writer
             except (
                 OSError,
@@ -377,7 +385,7 @@ class PostgresStore(Store):
                 log.warning("writer connection lost, reconnecting", extra={"error": repr(exc)})
                 self._writer.terminate()
         self._writer = await self._connect()
-        await self._writer.execute("BEGIN")
+        await self._writer.execute(_BEGIN)
         return self._writer
 
     async def _run_batch(self, batch: list[Item]) -> None:
@@ -416,8 +424,8 @@ class PostgresStore(Store):
         outcomes: list[Outcome] = []
         conn: Conn | None = None
         try:
+            self._last = None
             conn = await self._begin()
-            start = self._last = await conn.fetchval("SELECT last FROM parley_clock FOR UPDATE")
             self._in_batch = True
             release = False  # a guarded operation succeeded: its savepoint goes with the next one
             for index, (fn, args, fut) in enumerate(batch):
@@ -435,7 +443,7 @@ class PostgresStore(Store):
                 else:
                     release = fut in guarded
                     outcomes.append((fut, result, None))
-            finish = [] if self._last == start else [f"UPDATE parley_clock SET last = {int(self._last)}"]
+            finish = [] if self._last is None else [f"UPDATE parley_clock SET last = {int(self._last)}"]
             await conn.execute("; ".join([*finish, "COMMIT"]))
         except Exception as exc:
             log.warning("write batch failed", extra={"error": repr(exc), "ops": len(batch)})
@@ -455,9 +463,11 @@ class PostgresStore(Store):
         except Exception:
             conn.terminate()
 
-    def _next(self) -> int:
+    async def _next(self, c: Conn) -> int:
         """The next order stamp (microseconds); only inside a write batch, which holds the clock."""
         assert self._in_batch, "order stamps are handed out inside a write batch only"
+        if self._last is None:
+            self._last = int(await c.fetchval("SELECT last FROM parley_clock"))
         stamp = max(ids.now_us(), self._last + 1)
         self._last = stamp
         return stamp
@@ -723,7 +733,7 @@ class PostgresStore(Store):
         thread = Thread(
             id=ids.short_id(),
             chat_id=chat.id,
-            order=self._next(),
+            order=await self._next(c),
             active=True,
             user_ids=[chat.customer_id],
             properties=properties,
@@ -757,7 +767,7 @@ class PostgresStore(Store):
             id=f"{thread.id}_{thread.events_count}",
             chat_id=chat.id,
             thread_id=thread.id,
-            order=self._next(),
+            order=await self._next(c),
             type=new.type,
             author_id=new.author_id,
             recipients=new.recipients,
@@ -831,8 +841,9 @@ class PostgresStore(Store):
     ) -> Appended:
         async def op(c: Conn) -> Appended:
             # The hot path, in one statement: it writes before check() has seen the chat. A
-            # refusal raises all the same, and the batch runner rolls the write back.
-            stamp = self._next()
+            # refusal raises all the same, and the batch runner rolls the write back. The stamp
+            # is _next()'s, computed in the statement when the batch has not read the clock yet.
+            proposed = ids.now_us() if self._last is None else max(ids.now_us(), self._last + 1)
             try:
                 row = await c.fetchrow(
                     _APPEND,
@@ -840,7 +851,7 @@ class PostgresStore(Store):
                     license_id,
                     event.author_id,
                     event.custom_id,
-                    stamp,
+                    proposed,
                     event.type,
                     event.recipients,
                     event.body,
@@ -849,10 +860,11 @@ class PostgresStore(Store):
                 raise _duplicate(exc, event) from None
             if row is None:
                 raise not_found("chat")
+            stamp = self._last = row[-1]
             chat = _chat(row)
             check(chat)
             if row[_APPEND_DUP] is not None:
-                return Appended(chat, _thread(row, _NCHAT), _event(row[_APPEND_DUP:]), False, True)
+                return Appended(chat, _thread(row, _NCHAT), _event(row[_APPEND_DUP:-1]), False, True)
             if row[_NCHAT] is not None:
                 thread = _thread(row, _NCHAT)
                 stored = StoredEvent(
@@ -886,7 +898,7 @@ class PostgresStore(Store):
             thread = await self._load_thread(c, chat.active_thread_id)
             thread.active = False
             thread.queued = False
-            thread.closed_at = self._next()
+            thread.closed_at = await self._next(c)
             await c.execute(
                 "WITH t AS (UPDATE threads SET active = false, closed_at = $1, queued_at = NULL WHERE id = $2)"
                 " UPDATE chats SET active_thread_id = NULL, last_activity = $1 WHERE id = $3",
@@ -1049,7 +1061,7 @@ class PostgresStore(Store):
                 row = await self._load_thread_row(c, chat.active_thread_id)
                 thread = _thread(row)
                 if assign_thread(thread, chat):
-                    queued_at: int | None = self._next()
+                    queued_at: int | None = await self._next(c)
                 else:
                     queued_at = row[8] if thread.queued else None
                 await c.execute(
