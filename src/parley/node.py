@@ -61,7 +61,7 @@ class Side:
 class Node:
     def __init__(self, settings: Settings, store: Store | None = None, bus: Bus | None = None) -> None:
         self.settings = settings
-        self.store = store or open_store(settings.data_dir, settings.database_url)
+        self.store = store or open_store(settings.data_dir, settings.database_url, serving=True)
         self.bus = bus or self._bus(settings, self.store)
         self.chats = ChatService(self.store, self.bus)
         self.accounts = Accounts(self.store)

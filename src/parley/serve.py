@@ -67,13 +67,15 @@ async def serve(settings: Settings) -> None:
     # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's
     # full collections, whose pause grows with the number of objects they walk.
     gc.freeze()
-    print(f"listening on {scheme}://{shown}:{port}", flush=True)
-    log.info("listening", extra={"host": host, "port": port})
-
+    # Handlers first: whoever reads "listening on" may send SIGTERM at once, and it must stop us
+    # cleanly (exit 0), not kill us with the default action.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    print(f"listening on {scheme}://{shown}:{port}", flush=True)
+    log.info("listening", extra={"host": host, "port": port})
+
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()

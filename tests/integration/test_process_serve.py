@@ -276,3 +276,28 @@ async def test_healthz(server: Server, http: aiohttp.ClientSession) -> None:
         assert resp.status == 200
         assert resp.content_type == "application/json"
         assert await resp.json() == {"status": "ok"}
+
+
+async def test_a_second_server_on_the_same_sqlite_directory_exits(tmp_path: Path) -> None:
+    """One server per SQLite data directory: a second one says why and exits non-zero, and the
+    first keeps serving."""
+    data = tmp_path / "d"
+    first = Server(data).start()
+    try:
+        second = subprocess.run(
+            [*PARLEY, "serve", "--port", "0", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        assert second.returncode != 0
+        assert "another `parley serve` is using" in second.stderr
+        assert "listening on" not in second.stdout
+        async with aiohttp.ClientSession() as http, http.get(f"{first.base}/healthz") as resp:
+            assert resp.status == 200
+    finally:
+        assert first.stop() == 0
+    # The lock goes with the process: a new server on the directory starts.
+    again = Server(data).start()
+    assert again.stop() == 0

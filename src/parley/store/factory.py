@@ -7,7 +7,8 @@ from pathlib import Path
 from parley.store.base import Store
 
 
-def open_store(data_dir: Path, database_url: str | None) -> Store:
+def open_store(data_dir: Path, database_url: str | None, *, serving: bool = False) -> Store:
+    """serving: the store of a `parley serve` node (a SQLite file then admits no second server)."""
     if database_url and database_url.startswith(("postgres://", "postgresql://")):
         # Imported here so SQLite users need no asyncpg installed.
         try:
@@ -18,9 +19,9 @@ def open_store(data_dir: Path, database_url: str | None) -> Store:
     if database_url and database_url.startswith("sqlite:///"):
         from parley.store.sqlite import SqliteStore
 
-        return SqliteStore(Path(database_url.removeprefix("sqlite:///")))
+        return SqliteStore(Path(database_url.removeprefix("sqlite:///")), serving=serving)
     if database_url:
         raise SystemExit(f"parley: unsupported --database-url {database_url!r}")
     from parley.store.sqlite import SqliteStore
 
-    return SqliteStore(data_dir / "parley.db")
+    return SqliteStore(data_dir / "parley.db", serving=serving)

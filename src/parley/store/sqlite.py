@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -157,9 +159,13 @@ def _customer(row: tuple) -> Customer:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, synchronous: str = "FULL", *, serving: bool = False) -> None:
         self.path = path
         self.synchronous = synchronous
+        # A serving node caches the chats it writes (`_hot`), which is true only while no other
+        # server writes the same file: it holds an exclusive lock on `<db>.serve-lock` to make sure.
+        self.serving = serving
+        self._lock_fd: int | None = None
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,6 +182,8 @@ class SqliteStore(Store):
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.serving:
+            self._lock_fd = _claim(self.path)
         self._thread = threading.Thread(target=self._run, name="parley-sqlite", daemon=True)
         self._thread.start()
         await self._call(self._migrate)
@@ -192,6 +200,9 @@ class SqliteStore(Store):
             self._queue.put(None)
             await loop.run_in_executor(None, self._thread.join)
             self._thread = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock (so does dying)
+            self._lock_fd = None
 
     def _checkpoint(self) -> None:
         """Copy the WAL back into the database from a thread of its own. SQLite would otherwise
@@ -999,6 +1010,20 @@ class SqliteStore(Store):
 
         for chat_id in chat_ids:
             yield await self._read(one, chat_id)
+
+
+def _claim(db: Path) -> int:
+    """Hold an exclusive lock for as long as this process serves `db`; a second server exits."""
+    fd = os.open(f"{db}.serve-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(
+            f"parley: another `parley serve` is using {db.parent} (one server per SQLite data directory;"
+            " run several nodes on PostgreSQL)"
+        ) from None
+    return fd
 
 
 def _scope_clause(license_id: int, groups: list[int], table: str = "chats") -> tuple[str, list[Any]]:
