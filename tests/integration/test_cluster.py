@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import secrets
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -33,38 +32,13 @@ redis = pytest.importorskip("redis")
 from redis import asyncio as aioredis  # noqa: E402
 
 from parley.bus.redis import encode  # noqa: E402
+from tests.pg import ADMIN_URL, create_database, drop_database, with_database  # noqa: E402
 
-ADMIN_URL = os.environ.get("PARLEY_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ENV = {"PARLEY_TOKEN_RATE_PER_MIN": "0"}
 PASSWORD = "password1"
 
 _names = itertools.count(1)
-
-
-def with_database(url: str, name: str) -> str:
-    base, _, tail = url.rpartition("/")
-    query = tail.partition("?")[2]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
-
-
-async def create_database() -> str:
-    name = f"parley_cluster_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_database(name: str) -> None:
-    # FORCE: a node that failed to stop must not keep the database alive
-    conn = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def node(data_dir: Path, url: str) -> Server:
@@ -102,7 +76,7 @@ async def database_url() -> AsyncIterator[str]:
     except (OSError, redis.RedisError) as exc:
         pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
     try:
-        name = await create_database()
+        name = await create_database("parley_cluster")
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.skip(f"no PostgreSQL at {ADMIN_URL}: {exc}")
     try:
@@ -364,7 +338,7 @@ async def test_a_killed_node_drops_out_within_30_seconds(site: Site, cluster: Cl
 async def test_two_clusters_on_one_redis_do_not_hear_each_other(
     site: Site, cluster: Cluster, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    other_db = await create_database()
+    other_db = await create_database("parley_cluster")
     other_url = with_database(ADMIN_URL, other_db)
     other: Server | None = None
     probe = aioredis.Redis.from_url(REDIS_URL)

@@ -5,7 +5,6 @@ own, dropped at the end; skipped when no PostgreSQL answers at PARLEY_TEST_DATAB
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator
@@ -19,35 +18,19 @@ from tests.support import PARLEY, ROOT, AdminError, Rtm, Server, admin, customer
 
 asyncpg = pytest.importorskip("asyncpg")
 
-ADMIN_URL = os.environ.get("PARLEY_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
-
-
-def with_database(url: str, name: str) -> str:
-    base, _, tail = url.rpartition("/")
-    query = tail.partition("?")[2]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
+from tests.pg import ADMIN_URL, create_database, drop_database, with_database  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 async def database_url() -> AsyncIterator[str]:
-    name = f"parley_it_{secrets.token_hex(6)}"
     try:
-        conn = await asyncpg.connect(ADMIN_URL, timeout=5)
+        name = await create_database("parley_it")
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.skip(f"no PostgreSQL at {ADMIN_URL}: {exc}")
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
         yield with_database(ADMIN_URL, name)
     finally:
-        # FORCE: a server that failed to stop must not keep the database alive
-        conn = await asyncpg.connect(ADMIN_URL, timeout=5)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(name)
 
 
 async def test_chats_survive_a_restart(tmp_path: Path, database_url: str, http: aiohttp.ClientSession) -> None:

@@ -11,7 +11,6 @@ PostgreSQL tests are skipped when no server answers at PARLEY_TEST_DATABASE_URL
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,35 +27,10 @@ from parley.store.sqlite import SqliteStore
 asyncpg = pytest.importorskip("asyncpg")
 
 from parley.store.postgres import DatabaseUnavailable, PostgresStore  # noqa: E402
+from tests.pg import ADMIN_URL, create_database, drop_database, with_database  # noqa: E402
 
 LIMIT = 10
-ADMIN_URL = os.environ.get("PARLEY_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
 FOREVER = 2**62
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URL, naming another database."""
-    base, _, tail = url.rpartition("/")
-    query = tail.partition("?")[2]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
-
-
-async def create_database(prefix: str) -> str:
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")

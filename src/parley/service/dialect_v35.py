@@ -22,7 +22,7 @@ from parley.service import views
 from parley.service.chats import ChatService
 from parley.service.context import Ctx
 from parley.service.customers import CustomerService
-from parley.service.dispatch import Method
+from parley.service.dispatch import Method, ping
 from parley.service.extras import MAX_LISTED_CHATS, Extras
 
 
@@ -257,15 +257,11 @@ class CustomerV35:
         return {"groups_status": {str(g): s for g, s in statuses.items()}}
 
 
-async def _ping(ctx: Ctx, req: v35.Empty) -> dict[str, Any]:
-    return {}
-
-
 def methods(handlers: CustomerV35) -> dict[str, Method]:
     h = handlers
     return {
         "login": Method(v35.Login, h.login, web=False),
-        "ping": Method(v35.Empty, _ping, web=False),
+        "ping": Method(v35.Empty, ping, web=False),
         "list_chats": Method(v35.ListChats, h.list_chats),
         "list_threads": Method(v35.ListThreads, h.list_threads),
         "get_chat": Method(v35.GetChat, h.get_chat),
@@ -285,7 +281,7 @@ def methods(handlers: CustomerV35) -> dict[str, Method]:
         "mark_events_as_seen": Method(v35.MarkEventsAsSeen, h.mark_events_as_seen),
         "list_group_statuses": Method(v35.ListGroupStatuses, h.list_group_statuses),
         # Web API only, multipart; the transport parses the body and calls the service itself.
-        "upload_file": Method(v35.Empty, _ping, rtm=False),
+        "upload_file": Method(v35.Empty, ping, rtm=False),
     }
 
 

@@ -24,14 +24,16 @@ class Method:
     web: bool = True
 
 
-async def _ping(ctx: Ctx, req: m.Empty) -> dict[str, Any]:
+async def ping(ctx: Ctx, req: Any) -> dict[str, Any]:
+    """`ping`: nothing to do but answer (also the placeholder of `upload_file`, whose body the
+    Web API transport parses and handles itself)."""
     return {}
 
 
 def customer_methods(chats: ChatService, customers: CustomerService) -> dict[str, Method]:
     return {
         "login": Method(m.Login, customers.login, web=False),
-        "ping": Method(m.Empty, _ping, web=False),
+        "ping": Method(m.Empty, ping, web=False),
         "get_chats_summary": Method(m.GetChatsSummary, chats.get_chats_summary),
         "get_chat_threads": Method(m.GetChatThreads, chats.get_chat_threads),
         "get_chat_threads_summary": Method(m.GetChatThreadsSummary, chats.get_chat_threads_summary),
@@ -45,14 +47,14 @@ def customer_methods(chats: ChatService, customers: CustomerService) -> dict[str
         "update_chat_thread_properties": Method(m.UpdateChatThreadProperties, chats.update_chat_thread_properties),
         "update_last_seen_timestamp": Method(m.UpdateLastSeenTimestamp, chats.update_last_seen_timestamp),
         # Web API only, multipart; the transport parses the body and calls the service itself.
-        "upload_file": Method(m.Empty, _ping, rtm=False),
+        "upload_file": Method(m.Empty, ping, rtm=False),
     }
 
 
 def agent_methods(chats: ChatService, agents: AgentService) -> dict[str, Method]:
     return {
         "login": Method(m.AgentLogin, agents.login, web=False),
-        "ping": Method(m.Empty, _ping, web=False),
+        "ping": Method(m.Empty, ping, web=False),
         "get_chats_summary": Method(m.AgentGetChatsSummary, agents.get_chats_summary),
         "get_archives": Method(m.GetArchives, agents.get_archives),
         "get_chat_threads": Method(m.GetChatThreads, chats.get_chat_threads),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -139,3 +140,15 @@ def members_change(chat: Chat, thread: Thread | None, before: list[str], event: 
     added = [a for a in chat.agent_ids if a not in before]
     removed = [a for a in before if a not in chat.agent_ids]
     return MembersChange(chat, thread, added, removed, event)
+
+
+def settle(outcomes: Iterable[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    """Hand each operation of a committed (or failed) batch its result or its error; an
+    operation whose caller gave up (cancelled) gets neither."""
+    for fut, result, exc in outcomes:
+        if fut.cancelled():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)

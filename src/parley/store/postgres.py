@@ -56,6 +56,7 @@ from parley.store.common import (
     rescope,
     searchable,
     set_members,
+    settle,
     system_event,
 )
 from parley.store.records import (
@@ -410,13 +411,7 @@ class PostgresStore(Store):
                 pending = pending[1:]
             else:
                 guarded.add(pending[index][2])
-        for fut, value, error in outcomes:
-            if fut.cancelled():
-                continue
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(value)
+        settle(outcomes)
 
     async def _attempt(self, batch: list[Item], guarded: set[asyncio.Future]) -> list[Outcome] | tuple[int, Exception]:
         """Run batch in one transaction and commit it; the outcome of each operation, or

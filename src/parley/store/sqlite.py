@@ -35,6 +35,7 @@ from parley.store.common import (
     rescope,
     searchable,
     set_members,
+    settle,
     system_event,
 )
 from parley.store.records import (
@@ -257,7 +258,7 @@ class SqliteStore(Store):
         if outcomes is None:
             outcomes = self._attempt(conn, batch, savepoints=True)
         assert outcomes is not None and self._loop is not None
-        self._loop.call_soon_threadsafe(_settle, outcomes)
+        self._loop.call_soon_threadsafe(settle, outcomes)
 
     def _attempt(
         self, conn: sqlite3.Connection, batch: list[_Item], *, savepoints: bool
@@ -1031,13 +1032,3 @@ def _scope_clause(license_id: int, groups: list[int], table: str = "chats") -> t
     marks = ",".join("?" * len(groups)) or "NULL"
     clause = f"{table}.license_id = ? AND EXISTS (SELECT 1 FROM json_each({table}.scopes) s WHERE s.value IN ({marks}))"
     return clause, [license_id, *groups]
-
-
-def _settle(outcomes: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
-    for fut, result, exc in outcomes:
-        if fut.cancelled():
-            continue
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
